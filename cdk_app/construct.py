@@ -268,8 +268,9 @@ class ZohoTokenSync(Construct):
     """Keeps the access tokens of Zoho connections fresh in Secrets Manager; see the module docstring.
 
     Attributes: ``props``, ``key``, ``secrets`` (connection name -> :class:`ConnectionSecrets`),
-    ``function``, ``log_group``, ``schedule``, ``scheduler_dlq``, ``failure_queue``, ``alarm_topic``,
-    ``alarms`` (short name -> alarm), ``dashboard``.
+    ``function`` (its role: ``function.role``), ``log_group``, ``schedule`` and ``scheduler_role``,
+    ``scheduler_dlq``, ``failure_queue``, ``alarm_topic``, ``alarms`` (short name -> alarm),
+    ``dashboard``, ``security_group`` (with ``vpc`` only).
     """
 
     def __init__(self, scope: Construct, construct_id: str, props: ZohoTokenSyncProps) -> None:
@@ -300,6 +301,7 @@ class ZohoTokenSync(Construct):
             "FailedRunsQueue",
             "it is the refresher's asynchronous on-failure destination (runs that raised or timed out)",
         )
+        self.security_group: Final = self._create_security_group()
         self.function: Final = self._create_function()
         self.scheduler_role: Final = self._create_scheduler_role()
         self.schedule: Final = self._create_schedule(self.scheduler_role)
@@ -550,6 +552,20 @@ class ZohoTokenSync(Construct):
             )
         return environment
 
+    def _create_security_group(self) -> ec2.SecurityGroup | None:
+        if self.props.vpc is None:
+            return None
+        group = ec2.SecurityGroup(
+            self,
+            "RefresherSecurityGroup",
+            vpc=self.props.vpc,
+            description=f"{self.service_name} (zoho-token-sync) refresher: HTTPS out only",
+            allow_all_outbound=False,
+        )
+        # Zoho's accounts servers and the AWS APIs (Secrets Manager, X-Ray, SQS) are all HTTPS.
+        group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to Zoho and AWS APIs")
+        return group
+
     def _create_function(self) -> lambda_.Function:
         props = self.props
         role = iam.Role(
@@ -606,6 +622,7 @@ class ZohoTokenSync(Construct):
             log_group=self.log_group,
             vpc=props.vpc,
             vpc_subnets=props.vpc_subnets,
+            security_groups=[self.security_group] if self.security_group else None,
         )
         cfn_lint_ignore(function, "W3005", REDUNDANT_ROLE_DEPENDENCY)
         # Asynchronous invocations (the schedule's) are not retried by Lambda: the next tick is the
@@ -616,12 +633,36 @@ class ZohoTokenSync(Construct):
             max_event_age=self._max_event_age(),
             on_failure=destinations.SqsDestination(self.failure_queue),
         )
+        wildcard_reason = (
+            "X-Ray tracing (Tracing.ACTIVE): xray:PutTraceSegments and xray:PutTelemetryRecords support no "
+            'resource-level permissions, so AWS requires Resource "*".'
+        )
+        if props.vpc is not None:
+            # CDK adds these only to roles it creates itself; the same actions as the AWS managed
+            # policy AWSLambdaVPCAccessExecutionRole, which also has them on "*".
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="VpcNetworkInterfaces",
+                    actions=[
+                        "ec2:AssignPrivateIpAddresses",
+                        "ec2:CreateNetworkInterface",
+                        "ec2:DeleteNetworkInterface",
+                        "ec2:DescribeNetworkInterfaces",
+                        "ec2:DescribeSubnets",
+                        "ec2:UnassignPrivateIpAddresses",
+                    ],
+                    resources=["*"],
+                )
+            )
+            wildcard_reason += (
+                " VPC attachment: Lambda's ENI actions (ec2:CreateNetworkInterface, Describe*, Delete*, "
+                "Assign/UnassignPrivateIpAddresses) take no resource-level permissions either, as in the "
+                "AWS managed AWSLambdaVPCAccessExecutionRole."
+            )
         acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::*]",
-            "X-Ray tracing (Tracing.ACTIVE): xray:PutTraceSegments and "
-            "xray:PutTelemetryRecords support no resource-level permissions, so AWS requires "
-            'Resource "*". Every other statement of this role names its resources exactly.',
+            wildcard_reason + " Every other statement of this role names its resources exactly.",
         )
         return function
 

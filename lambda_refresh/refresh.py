@@ -18,7 +18,6 @@ Rules (see the interface contract):
 from __future__ import annotations
 
 import json
-import random
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -232,7 +231,6 @@ class Refresher:
         self._lock = threading.Lock()
         self._last_failed_attempt: dict[str, datetime] = {}
         self._last_probe: dict[str, datetime] = {}
-        self._random = random.Random()  # noqa: S311 - jitter, not cryptography
 
     def now(self) -> datetime:
         """The refresher's clock (real time in Lambda; simulated in the local demo)."""
@@ -423,11 +421,11 @@ class Refresher:
                 credentials_version=credentials.version_id,
                 mint_attempts=client.requests_sent,
                 error_class=err.error_class.value,
-                retry_not_before=(
-                    now + RATE_LIMIT_BACKOFF + timedelta(seconds=self._random.uniform(0, 60))
-                    if err.error_class is ErrorClass.RATE_LIMITED
-                    else None
-                ),
+                # Exactly the block Zoho imposes, no jitter: one refresh token has one caller here, and any
+                # extra delay would skip the next 10-minute tick and let a due token expire.
+                retry_not_before=now + RATE_LIMIT_BACKOFF
+                if err.error_class is ErrorClass.RATE_LIMITED
+                else None,
             )
         attempt.zoho_calls += client.requests_sent
         return self._store_grant(attempt, current, creds, credentials.version_id, grant, client.requests_sent)

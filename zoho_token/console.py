@@ -89,18 +89,18 @@ class Output:
     def note(self, message: str) -> None:
         """Progress and context, on stderr; dropped with ``--quiet``."""
         if not self.quiet:
-            self.err.print(message, style="dim")
+            self.err.print(message, style="dim", soft_wrap=True)
 
     def warn(self, message: str) -> None:
-        self.err.print(f"warning: {message}", style="yellow")
+        self.err.print(f"warning: {message}", style="yellow", soft_wrap=True)
 
     def error(self, message: str) -> None:
-        self.err.print(f"zoho-token: {message}", style="bold red")
+        self.err.print(f"zoho-token: {message}", style="bold red", soft_wrap=True)
 
     def result(self, message: str = "", *, style: str | None = None) -> None:
         """A line of the human result on stdout (nothing in ``--json`` mode or with ``--quiet``)."""
         if not self.json_mode and not self.quiet:
-            self.out.print(message, style=style)
+            self.out.print(message, style=style, soft_wrap=True)
 
     def print_json(self, document: Mapping[str, Any]) -> None:
         # Plain write, not rich: the document must reach pipes byte-exact and unwrapped.

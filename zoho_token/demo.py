@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import io
 import json
+import logging
 import os
 import signal
 import sys
@@ -298,7 +299,7 @@ class Demo:
         service.reset(clock=self.clock.datetime)
         self._log_sink = io.StringIO()
         handler = logger.registered_handler
-        if isinstance(handler, __import__("logging").StreamHandler):
+        if isinstance(handler, logging.StreamHandler):
             handler.setStream(self._log_sink)
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -349,7 +350,7 @@ class Demo:
 
         def outage() -> None:
             self.sims["eu"].inject(Fault.HTML_503, count=None)
-            self.open(Incident("eu outage (HTML 503)", self.minute, on_dc("eu")))
+            self.open(Incident("outage", self.minute, on_dc("eu")))
             self.timeline.say(
                 self.minute, "eu accounts server down: HTML 503 maintenance page for 40 min", "red"
             )
@@ -360,14 +361,14 @@ class Demo:
 
         def rate_limit() -> None:
             self.sims["us"].inject(Fault.RATE_LIMIT, count=1)
-            self.open(Incident("us rate-limit burst", self.minute, on_dc("us")))
+            self.open(Incident("rate-limit", self.minute, on_dc("us")))
             self.timeline.say(
                 self.minute, "us: the next token request gets 'Access Denied … too many requests'", "red"
             )
 
         def timeouts() -> None:
             self.sims["in"].inject(Fault.TIMEOUT, count=2)
-            self.open(Incident("in timeouts", self.minute, on_dc("in")))
+            self.open(Incident("timeouts", self.minute, on_dc("in")))
             self.timeline.say(
                 self.minute, "in: the next 2 token requests hang until the client times out", "red"
             )
@@ -376,7 +377,7 @@ class Demo:
 
         def revoke() -> None:
             self.sims[self.dc_of[victim]].revoke(self.refresh_tokens[victim])
-            self.open(Incident(f"{victim} refresh token revoked", self.minute, (victim,)))
+            self.open(Incident("revocation", self.minute, (victim,)))
             self.timeline.say(
                 self.minute, f"{victim}: the user removed the app in Zoho (refresh token revoked)", "red"
             )
@@ -431,7 +432,9 @@ class Demo:
                 for metric in directive["Metrics"]:
                     raw = blob.get(metric["Name"])
                     raw_points: list[Any] = raw if isinstance(raw, list) else [raw]
-                    values.setdefault(metric["Name"], []).extend(float(p) for p in raw_points if p is not None)
+                    values.setdefault(metric["Name"], []).extend(
+                        float(p) for p in raw_points if p is not None
+                    )
         self.emf.clear()
         for rule in ALARM_RULES:
             datapoints = values.get(rule.metric)
@@ -498,6 +501,8 @@ class Demo:
         self.deploy_and_bootstrap()
         self.install_handler()
         consumer.use_clock(self.clock.datetime)
+        # The consumer helper warns about failing connections; the timeline already tells that story.
+        logging.getLogger(consumer.__name__).setLevel(logging.ERROR)
         plan = self.schedule()
         session = requests.Session()
         progress = _progress(self.minutes) if self.progress else contextlib.nullcontext(None)
@@ -598,6 +603,12 @@ class Demo:
         }
 
 
+_ALARM_SHORT: Final = {
+    "TokenNearlyExpired": "nearly-expired",
+    "RefreshFailures": "failures",
+    "ConnectionNeedsAction": "needs-action",
+    "HealthProbeFailed": "probe",
+}
 _STATISTICS: Final[dict[str, Callable[[list[float]], float]]] = {"Sum": sum, "Maximum": max, "Minimum": min}
 
 
@@ -670,10 +681,13 @@ def _print_summary(summary: dict[str, Any]) -> None:
             str(c["consumer_calls"]),
             _causes(c["consumer_failures"]),
             _causes(c["expired_minutes"]),
-            _causes(c["alarms"]),
+            ", ".join(
+                _ALARM_SHORT.get(name, name) + (f" x{n}" if n > 1 else "") for name, n in c["alarms"].items()
+            )
+            or "0",
             str(c["secret_versions_written"]),
         )
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=max(120, Console().width))
     console.print(table)
     console.print(
         f"Zoho token calls: {summary['zoho_token_calls_per_connection_per_day']} per connection per day "

@@ -154,6 +154,7 @@ def test_credentials_known_fields_win_over_extra() -> None:
     [
         {"schema": 1, "bootstrapped": False},
         {"schema": 1, "bootstrapped": False, "connection": "crm-eu", "dc": "eu"},
+        {"schema": 1, "bootstrapped": False, "client_id": "1000.FAKECLIENTID", "dc": "eu"},
         {"schema": 1, "dc": "eu"},
         {},
     ],
@@ -245,9 +246,7 @@ def test_undecodable_secret_strings(secret_string: Any, problem: str) -> None:
 
 
 def test_credentials_repr_hides_secret_values() -> None:
-    creds = Credentials.from_secret_string(
-        json.dumps(credentials_json(extra_secret=CLIENT_SECRET + "-copy"))
-    )
+    creds = Credentials.from_secret_string(json.dumps(credentials_json(extra_secret=CLIENT_SECRET + "-copy")))
     text = repr(creds) + str(creds)
     for value in SECRETS:
         assert value not in text
@@ -382,7 +381,9 @@ def test_with_changes_keeps_everything_else() -> None:
 
 
 def test_times_with_offsets_are_stored_in_utc() -> None:
-    state = AccessTokenState.from_secret_string(json.dumps(access_json(expires_at="2026-11-25T18:00:00+02:00")))
+    state = AccessTokenState.from_secret_string(
+        json.dumps(access_json(expires_at="2026-11-25T18:00:00+02:00"))
+    )
     assert state.expires_at == T0 + timedelta(hours=1)
     assert json.loads(state.to_secret_string())["expires_at"] == "2026-11-25T16:00:00Z"
 
@@ -430,7 +431,7 @@ def test_non_string_connection_names(name: Any) -> None:
 
 
 def test_long_invalid_name_is_truncated_in_the_message() -> None:
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="invalid connection name") as info:
         validate_connection_name("x" * 5000)
     assert len(str(info.value)) < 300
 
@@ -529,9 +530,9 @@ def test_fingerprint_is_a_stable_short_hex_prefix() -> None:
 def test_sha256_hex_is_what_consumers_send() -> None:
     digest = sha256_hex(ACCESS_TOKEN)
     assert digest == hashlib.sha256(ACCESS_TOKEN.encode()).hexdigest()
-    assert RefreshRequest.from_event({"connection": "c", "invalid_token_sha256": digest}).invalid_token_sha256 == (
-        digest
-    )
+    assert RefreshRequest.from_event(
+        {"connection": "c", "invalid_token_sha256": digest}
+    ).invalid_token_sha256 == (digest)
     assert digest.startswith(fingerprint(ACCESS_TOKEN))
 
 
