@@ -96,11 +96,13 @@ def check_accounts_url(url: str, *, allow_local: bool = False) -> str:
     except ValueError:
         raise AccountsUrlNotAllowedError("accounts URL is not a valid URL") from None
     host = parts.hostname or ""
-    clean = parts.username is None and parts.password is None and not parts.query and not parts.fragment
-    clean = clean and parts.path in ("", "/") and "@" not in parts.netloc
-    if clean and parts.scheme == "https" and port is None and host in _HOST_TO_DC:
+    # Exact match against the canonical form: rejects user info, paths, an empty query or fragment
+    # ("https://accounts.zoho.eu?" would send the token call to "/?/oauth/v2/token") and empty ports.
+    given = (url[:-1] if url.endswith("/") else url).lower()  # scheme and host are case-insensitive
+    if parts.scheme == "https" and port is None and host in _HOST_TO_DC and given == f"https://{host}":
         return _HOST_TO_DC[host].code
-    if clean and allow_local and parts.scheme == "http" and host in _LOOPBACK_HOSTS and port is not None:
+    local = allow_local and parts.scheme == "http" and host in _LOOPBACK_HOSTS and port is not None
+    if local and given == f"http://{host}:{port}":
         return LOCAL_DC
     allowed = ", ".join(dc.accounts_url for dc in DATA_CENTERS.values())
     hint = " (loopback URLs need ZOHO_ALLOW_LOCAL_ACCOUNTS=true)" if host in _LOOPBACK_HOSTS else ""
@@ -140,7 +142,7 @@ class ZohoError(Exception):
 
 
 RATE_LIMIT_BACKOFF: Final = timedelta(minutes=10)
-_SAFE_CODE = re.compile(r"[^A-Za-z0-9_.-]+")
+_PLAIN_CODE = re.compile(r"[A-Za-z][A-Za-z_ ]{0,39}")
 _RATE_LIMIT_HINTS = ("too many requests", "throttle", "try again after")
 
 
@@ -212,7 +214,8 @@ def classify_error(error_value: str, description: str, *, grant: str, dc_hint: s
         )
     if any(hint in description.lower() for hint in _RATE_LIMIT_HINTS):
         return _rate_limited("exchange" if exchange else "refresh")
-    shown = _SAFE_CODE.sub("_", error_value)[:40] or "empty"
+    # Echo the value only when it looks like an error code; anything else might carry a credential.
+    shown = error_value if _PLAIN_CODE.fullmatch(error_value) else "(not shown)"
     return ZohoError(
         ErrorClass.TRANSIENT,
         "unknown_error",
@@ -273,7 +276,7 @@ def parse_lifetime(body: Mapping[str, Any]) -> tuple[int, bool]:
             and 60 <= seconds / 1000 <= _MAX_PLAUSIBLE_SECONDS
         ):
             seconds = seconds / 1000
-    if seconds is None or math.isnan(seconds) or seconds <= 0:
+    if seconds is None or math.isnan(seconds) or seconds < 1:
         raise ValueError("no positive expires_in/expires_in_sec")
     if seconds > MAX_TRUSTED_LIFETIME:
         return MAX_TRUSTED_LIFETIME, True
@@ -347,7 +350,10 @@ def parse_token_response(
         api_domain=_optional_text(body, "api_domain"),
         token_type=_optional_text(body, "token_type") or "Bearer",
         scope=" ".join(scope.replace(",", " ").split()) if isinstance(scope, str) and scope.strip() else None,
-        refresh_token=refresh_token if isinstance(refresh_token, str) and refresh_token else None,
+        # Only the exchange creates a refresh token; a refresh answer never rotates it.
+        refresh_token=refresh_token
+        if grant == "authorization_code" and isinstance(refresh_token, str) and refresh_token
+        else None,
         expiry_clamped=clamped,
     )
 

@@ -184,10 +184,11 @@ REJECTED_URLS = [
 
 
 @pytest.mark.parametrize("url", REJECTED_URLS)
-@pytest.mark.parametrize("allow_local", [False, True])
-def test_allow_list_rejects(url: str, allow_local: bool) -> None:
+def test_allow_list_rejects(url: str) -> None:
     with pytest.raises(AccountsUrlNotAllowedError):
-        check_accounts_url(url, allow_local=allow_local)
+        check_accounts_url(url)
+    with pytest.raises(AccountsUrlNotAllowedError):
+        check_accounts_url(url, allow_local=True)
 
 
 @pytest.mark.parametrize("value", [None, b"https://accounts.zoho.eu", 42, ["https://accounts.zoho.eu"]])
@@ -204,11 +205,6 @@ def test_allow_list_rejects_non_strings(value: Any) -> None:
         "https://accounts.zoho.eu/?",
         "https://accounts.zoho.eu/#",
     ],
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: check_accounts_url accepts an empty query/fragment ('?' or '#'); the client then POSTs the "
-    "credentials to Zoho's root path ('/?/oauth/v2/token', or '/' once requests drops the '#/oauth/...' fragment)",
 )
 def test_allow_list_rejects_empty_query_or_fragment(url: str) -> None:
     with pytest.raises(AccountsUrlNotAllowedError):
@@ -364,16 +360,15 @@ def test_unknown_error_value_is_sanitised() -> None:
     assert "\r" not in err.message
     assert '"' not in err.message
     assert "<" not in err.message
-    shown = err.message.split("'")[1]
-    assert shown.startswith("bad_value_")
-    assert len(shown) <= 40
+    assert "(not shown)" in err.message  # not a plain code: it could carry anything, so it is not echoed
+    assert "script" not in err.message
     assert len(err.message) < 300
 
 
 def test_empty_unknown_error_value_is_shown_as_empty() -> None:
     err = classify_error("", "", grant="refresh_token", dc_hint="eu")
     assert (err.error_class, err.code) == (ErrorClass.TRANSIENT, "unknown_error")
-    assert "'empty'" in err.message
+    assert "(not shown)" in err.message
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -565,11 +560,6 @@ def test_parse_lifetime_rejects_bool() -> None:
         parse_lifetime({"expires_in": True})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a positive sub-second expires_in (0 < x < 1) passes the 'positive' check before int() "
-    "truncation and yields lifetime 0, i.e. a token that is already expired",
-)
 def test_parse_lifetime_never_returns_zero_seconds() -> None:
     try:
         seconds, _clamped = parse_lifetime({"expires_in": 0.5})
@@ -617,11 +607,6 @@ def test_refresh_answer_has_no_refresh_token() -> None:
     assert _parse(200, _ok_body()).refresh_token is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): parse_token_response copies a refresh_token from a refresh_token-grant answer; "
-    "Zoho never rotates refresh tokens, so only the exchange should surface one",
-)
 def test_refresh_token_is_only_surfaced_for_the_exchange() -> None:
     grant = _parse(200, _ok_body(refresh_token=FAKE_REFRESH))
     surfaced = grant.refresh_token is not None  # a bool, so a failure report cannot show the token
@@ -800,11 +785,6 @@ def test_trailing_slash_is_not_doubled_in_the_token_path() -> None:
     assert [r.path for r in server.seen] == ["/oauth/v2/token"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an accounts URL ending in '?' passes the allow-list and the token call goes to "
-    "'/?/oauth/v2/token' (the server's root) instead of /oauth/v2/token",
-)
 def test_empty_query_in_accounts_url_never_misroutes_the_token_call() -> None:
     with ScriptedServer(token_reply()) as server:
         try:
