@@ -48,7 +48,9 @@ class _Context:
 
 
 @contextlib.contextmanager
-def local_world(connections: int, *, latency: float = 0.0, clock: Callable[[], float] | None = None) -> Iterator[Any]:
+def local_world(
+    connections: int, *, latency: float = 0.0, clock: Callable[[], float] | None = None
+) -> Iterator[Any]:
     """moto + one simulator, ``connections`` bootstrapped connections, the function's environment."""
     import boto3
 
@@ -113,7 +115,9 @@ def bench_calls() -> None:
         service.reset()
     per_day = calls / connections / (hours / 24)
     print(f"Zoho token calls per connection per day: {per_day:.1f}")
-    print(f"  vs floor 24 (1 h tokens): {per_day / 24:.2f}x   vs refresh-every-tick 144: {per_day / 144:.2f}x")
+    print(
+        f"  vs floor 24 (1 h tokens): {per_day / 24:.2f}x   vs refresh-every-tick 144: {per_day / 144:.2f}x"
+    )
 
 
 def bench_consumer() -> None:
@@ -158,7 +162,7 @@ def _import_seconds(statement: str, *, tracing: bool = True, runs: int = 7) -> f
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", statement], check=True, cwd=ROOT, env=env)
+        subprocess.run([sys.executable, "-c", statement], check=True, cwd=ROOT, env=env)  # noqa: S603 - fixed argv
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
@@ -206,7 +210,9 @@ def bench_asset() -> None:
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
         total += size
         print(f"asset {label}: {size / 1024:.0f} KiB")
-    print(f"asset total (unzipped): {total / 1024 / 1024:.2f} MiB vs Lambda's 250 MiB limit ({total / (250 * 1024 * 1024):.1%})")
+    print(
+        f"asset total (unzipped): {total / 1024 / 1024:.2f} MiB vs Lambda's 250 MiB limit ({total / (250 * 1024 * 1024):.1%})"
+    )
 
 
 BENCHES: dict[str, Callable[[], None]] = {
@@ -219,7 +225,9 @@ BENCHES: dict[str, Callable[[], None]] = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("which", nargs="*", choices=[*BENCHES, []], help="benchmarks to run (default: all)")
     names = parser.parse_args().which or list(BENCHES)
     for name in names:

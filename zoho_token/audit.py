@@ -39,7 +39,7 @@ from zoho_token.console import (
     usage_error,
     utc_now,
 )
-from zoho_token.status import SecretVersion, list_connections, list_versions
+from zoho_token.status import SecretVersion, checked_names, list_connections, list_versions, listing_failure
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
@@ -378,6 +378,69 @@ class LogRead:
     source: Source
 
 
+def _not_found(group: str) -> CliError:
+    return CliError(
+        f"log group {group} not found in this region; pass the refresher's log group (the stack output "
+        "LogGroupName) and the stack's --region"
+    )
+
+
+def _retention(logs: CloudWatchLogsClient, group: str) -> tuple[int | None, bool]:
+    """``(retentionInDays or None for never, known)``; checks the group exists when allowed to."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        groups = logs.describe_log_groups(logGroupNamePrefix=group).get("logGroups", [])
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") in ("AccessDeniedException", "AccessDenied"):
+            # grant_operate allows reading the group's events but not listing groups.
+            return None, False
+        raise aws_failure(err, f"reading log group {group}") from None
+    except BotoCoreError as err:
+        raise aws_failure(err, f"reading log group {group}") from None
+    match = next((g for g in groups if g.get("logGroupName") == group), None)
+    if match is None:
+        raise _not_found(group)
+    return match.get("retentionInDays"), True
+
+
+def _audit_events(
+    logs: CloudWatchLogsClient, group: str, *, since: datetime, now: datetime, connection: str | None
+) -> tuple[list[AuditRecord], bool]:
+    """The audit events of the window, and whether the read stopped at :data:`MAX_LOG_EVENTS`."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    records: list[AuditRecord] = []
+    kwargs: dict[str, Any] = {
+        "logGroupName": group,
+        "startTime": int(since.timestamp() * 1000),
+        "endTime": int(now.timestamp() * 1000),
+        "filterPattern": log_filter_pattern(connection),
+    }
+    seen = 0
+    try:
+        while True:
+            page = logs.filter_log_events(**kwargs)
+            for event in page.get("events", []):
+                seen += 1
+                record = record_from_log(int(event.get("timestamp", 0)), event.get("message", ""))
+                # Filtered again here: not every CloudWatch implementation applies JSON filter patterns.
+                if record is not None and (connection is None or record.connection == connection):
+                    records.append(record)
+            token = page.get("nextToken")
+            if not token:
+                return records, False
+            if seen >= MAX_LOG_EVENTS:
+                return records, True
+            kwargs["nextToken"] = token
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            raise _not_found(group) from None
+        raise aws_failure(err, f"reading log group {group}") from None
+    except BotoCoreError as err:
+        raise aws_failure(err, f"reading log group {group}") from None
+
+
 def read_log_group(
     logs: CloudWatchLogsClient,
     group: str,
@@ -387,47 +450,16 @@ def read_log_group(
     connection: str | None,
 ) -> LogRead:
     """Audit events in ``group`` between ``since`` and ``now``; raises :class:`CliError` if unreadable."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    retention: int | None = None
-    try:
-        groups = logs.describe_log_groups(logGroupNamePrefix=group).get("logGroups", [])
-        match = next((g for g in groups if g.get("logGroupName") == group), None)
-        if match is None:
-            raise CliError(
-                f"log group {group} not found in this region; pass the refresher's log group (the stack "
-                "output of the construct) and the stack's --region"
-            )
-        retention = match.get("retentionInDays")
-        records: list[AuditRecord] = []
-        truncated = False
-        kwargs: dict[str, Any] = {
-            "logGroupName": group,
-            "startTime": int(since.timestamp() * 1000),
-            "endTime": int(now.timestamp() * 1000),
-            "filterPattern": log_filter_pattern(connection),
-        }
-        seen = 0
-        while True:
-            page = logs.filter_log_events(**kwargs)
-            for event in page.get("events", []):
-                seen += 1
-                record = record_from_log(int(event.get("timestamp", 0)), event.get("message", ""))
-                if record is not None and (connection is None or record.connection == connection):
-                    records.append(record)
-            token = page.get("nextToken")
-            if not token:
-                break
-            if seen >= MAX_LOG_EVENTS:
-                truncated = True
-                break
-            kwargs["nextToken"] = token
-    except (ClientError, BotoCoreError) as err:
-        raise aws_failure(err, f"reading log group {group}") from None
+    retention, retention_known = _retention(logs, group)
+    records, truncated = _audit_events(logs, group, since=since, now=now, connection=connection)
     start = since if retention is None else max(since, now - timedelta(days=retention))
-    note = (
-        f"retention {retention} days" if retention is not None else "retention: never expire"
-    ) + f"; events before {short_time(start)} are not in this source"
+    if not retention_known:
+        note = "retention unknown (logs:DescribeLogGroups not allowed): events older than it are missing"
+    elif retention is None:
+        note = "retention: never expire"
+    else:
+        note = f"retention {retention} days"
+    note += f"; events before {short_time(start)} are not in this source"
     if retention is not None and start > since:
         note += f" (the group keeps only {retention} days, less than --since)"
     if truncated:
@@ -638,7 +670,7 @@ def cloudtrail_queries(
 
 @dataclass(frozen=True)
 class AuditOptions:
-    connection: str | None = None
+    connections: tuple[str, ...] = ()
     since: str = DEFAULT_SINCE
     log_group: str | None = None
     prefix: str | None = None
@@ -769,15 +801,10 @@ def audit_document(
 def run_audit(options: AuditOptions, out: Output, env: Mapping[str, str]) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from lambda_refresh.models import validate_connection_name
     from lambda_refresh.store import SecretStore
 
     prefix = resolve_prefix(options.prefix, env)
-    if options.connection is not None:
-        try:
-            validate_connection_name(options.connection)
-        except ValueError as err:
-            raise usage_error(str(err)) from None
+    requested = checked_names(options.connections)
     if options.log_group is not None and not re.fullmatch(r"[\w./#-]{1,512}", options.log_group):
         raise usage_error(
             "--log-group must be a CloudWatch Logs group name such as /aws/lambda/zoho-token-refresher"
@@ -789,12 +816,16 @@ def run_audit(options: AuditOptions, out: Output, env: Mapping[str, str]) -> int
     store = SecretStore(sm, prefix=prefix)
     with out.spinner("Reading the audit trail…"):
         try:
-            names = [options.connection] if options.connection else list_connections(sm, prefix)
+            names = requested or list_connections(sm, prefix)
         except (ClientError, BotoCoreError) as err:
-            raise aws_failure(err, f"listing secrets under {prefix}") from None
+            raise listing_failure(err, prefix) from None
         if options.log_group is not None:
             log_read = read_log_group(
-                aws.logs(), options.log_group, since=since, now=now, connection=options.connection
+                aws.logs(),
+                options.log_group,
+                since=since,
+                now=now,
+                connection=names[0] if len(names) == 1 else None,
             )
             log_records: list[AuditRecord] | None = log_read.records
             log_source = log_read.source

@@ -361,7 +361,7 @@ def run_bootstrap(options: BootstrapOptions, out: Output, env: Mapping[str, str]
     _check_replace(plan, out)
     _check_kms(plan, out)
 
-    # 3. The client secret and the grant code, asked for only now that everything else is known good.
+    # 3. The client secret, then a check of client id, secret and DC at Zoho that spends nothing.
     secret = env.get("ZOHO_CLIENT_SECRET")
     if secret is None:
         secret = prompt_secret(
@@ -370,22 +370,22 @@ def run_bootstrap(options: BootstrapOptions, out: Output, env: Mapping[str, str]
             how="set ZOHO_CLIENT_SECRET or run interactively",
         )
     client_secret = check_client_secret(secret)
+    from lambda_refresh.zoho import ZohoAccountsClient, ZohoError
+
+    client = ZohoAccountsClient(target.accounts_url, allow_local=allow_local)
+    _check_client(plan, out, client, client_secret)
+
+    # 4. The grant code, asked for only now, and the one call that spends it.
     if code is None:
         out.note(
-            f"Checks passed; nothing has been sent to Zoho yet. Generate the code now at "
-            f"{api_console_url(target)} (Self Client > Generate Code) and paste it within its time limit."
+            f"All checks passed. Generate the grant code now at {api_console_url(target)} "
+            "(Self Client > Generate Code) and paste it within its time limit."
         )
         code = check_grant_code(
             prompt_line(
                 "Grant code: ", what="grant code", how="pass --code, set ZOHO_GRANT_CODE or run interactively"
             )
         )
-
-    # 4. The one call that spends the code.
-    from lambda_refresh.zoho import ZohoAccountsClient, ZohoError
-
-    client = ZohoAccountsClient(target.accounts_url, allow_local=allow_local)
-    _probe_accounts_server(target, out)
     try:
         with out.spinner(f"Exchanging the grant code at {target.accounts_url}…"):
             grant = client.exchange_grant_code(client_id, client_secret, code)
@@ -421,16 +421,17 @@ def _check_replace(plan: _Plan, out: Output) -> None:
             f"secret {name} holds something that is not valid credentials ({found.problem}); run again with "
             "--replace to overwrite it. The grant code was not used."
         )
+    declared = found.placeholder_dc or _declared_dc(plan.token)
+    if old is None and declared and declared != plan.target.dc:
+        _warn(
+            plan,
+            out,
+            f"the deployment declared DC '{declared}' for {plan.name}, you are bootstrapping DC "
+            f"'{plan.target.dc}'; the secrets will say '{plan.target.dc}'. Fix the stack's configuration if "
+            "it was the deployment that was wrong.",
+        )
     if found.kind == "placeholder":
         out.note(f"{name}: the deployment's placeholder; it will be filled")
-        if found.placeholder_dc and found.placeholder_dc != plan.target.dc:
-            _warn(
-                plan,
-                out,
-                f"the deployment declared DC '{found.placeholder_dc}' for {plan.name}, you are bootstrapping "
-                f"DC '{plan.target.dc}'; the secrets will say '{plan.target.dc}'. Fix the stack's "
-                "configuration if it was the deployment that was wrong.",
-            )
     elif found.kind in ("absent", "empty"):
         out.note(
             f"{name}: {'absent; it will be created' if found.kind == 'absent' else 'empty; it will be filled'}"
@@ -449,6 +450,18 @@ def _check_replace(plan: _Plan, out: Output) -> None:
         _warn(plan, out, "--revoke-old: there is no previous refresh token to revoke")
     token_state = "exists; it will be updated" if plan.token.exists else "absent; it will be created"
     out.note(f"{plan.token.name}: {token_state}")
+
+
+def _declared_dc(token: Existing) -> str | None:
+    """The DC a deployment wrote into the access-token secret (the credentials placeholder has none)."""
+    if token.secret_string is None:
+        return None
+    try:
+        data = json.loads(token.secret_string)
+    except ValueError:
+        return None
+    dc = data.get("dc") if isinstance(data, dict) else None
+    return dc if isinstance(dc, str) else None
 
 
 def _check_kms(plan: _Plan, out: Output) -> None:
@@ -490,28 +503,68 @@ def _check_kms(plan: _Plan, out: Output) -> None:
         )
 
 
-def _probe_accounts_server(target: Target, out: Output) -> None:
-    """A request without credentials, so DNS, proxy or TLS trouble shows before the code is spent."""
-    import requests
+def _check_client(plan: _Plan, out: Output, client: ZohoAccountsClient, client_secret: str) -> None:
+    """Ask Zoho about the client id and secret without spending the grant code.
 
+    A refresh request carrying a random refresh token that cannot exist: Zoho checks the client first, so
+    a client of another DC answers ``invalid_client``, a wrong secret ``invalid_client_secret``, and a
+    right pair ``invalid_code`` (no such refresh token). Nothing is minted. Answers that prove nothing
+    (an unknown error) let the bootstrap go on; the exchange will tell.
+    """
+    import secrets
+
+    from lambda_refresh.zoho import ErrorClass, ZohoError
+
+    target = plan.target
+    not_used = "The grant code was not used."
+    probe = f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
     try:
-        with out.spinner(f"Checking that {target.accounts_url} is reachable…"):
-            requests.get(f"{target.accounts_url}/oauth/serverinfo", timeout=(3.05, 10), allow_redirects=False)
-    except requests.RequestException as err:
-        raise CliError(
-            f"cannot reach the Zoho accounts server {target.accounts_url} ({type(err).__name__}); check "
-            "your network and proxy settings (HTTPS_PROXY, NO_PROXY). The grant code was not used."
-        ) from None
+        with out.spinner(f"Checking the client id and secret at {target.accounts_url}…"):
+            client.refresh(plan.client_id, client_secret, probe)
+    except ZohoError as err:
+        if err.error_class is ErrorClass.REVOKED:
+            out.note(f"Zoho accepts this client id and secret at {target.accounts_url}")
+            return
+        if err.code == "invalid_client":
+            raise CliError(
+                f"Zoho does not know client id {plan.client_id} at the accounts server of the DC you asked "
+                f"for, {target.describe()} (invalid_client). A Self Client exists only in the data center "
+                "whose API console created it: check --dc (api-console.zoho.com is us, api-console.zoho.eu "
+                f"is eu, …) and the client id. {not_used}"
+            ) from None
+        if err.code == "invalid_client_secret":
+            raise CliError(
+                "Zoho rejected the client secret for this client id (invalid_client_secret). Copy it again "
+                "from the Self Client's 'Client Secret' tab into ZOHO_CLIENT_SECRET (or the prompt). "
+                + not_used
+            ) from None
+        if err.error_class is ErrorClass.RATE_LIMITED:
+            raise CliError(
+                "Zoho answered 'Access Denied' (too many requests) before the exchange: it is throttling "
+                "token requests. Wait at least 10 minutes (retrying sooner extends the block). " + not_used
+            ) from None
+        if err.code in ("timeout", "connection_error", "unexpected_redirect"):
+            raise CliError(
+                f"cannot reach the Zoho accounts server {target.accounts_url} ({err.code}); check your "
+                f"network and proxy settings (HTTPS_PROXY, NO_PROXY). {not_used}"
+            ) from None
+        out.note(f"could not confirm the client id and secret in advance ({err.code}); continuing")
+        return
+    out.note("Zoho's check of the client id and secret was inconclusive; continuing")
 
 
 def _exchange_failure(err: ZohoError, plan: _Plan) -> str:
     from lambda_refresh.zoho import ErrorClass
 
     target = plan.target
-    console = api_console_url(target)
-    new_code = f"Generate a new code at {console} (Self Client > Generate Code): this one is used up."
+    if target.local:
+        where, new_code = "", "Issue a new grant code: this one is used up."
+    else:
+        console = api_console_url(target)
+        where = f" The API console of DC '{target.dc}' is {console}."
+        new_code = f"Generate a new code at {console} (Self Client > Generate Code): this one is used up."
     if err.error_class is ErrorClass.GRANT_REJECTED:
-        text = f"Zoho rejected the grant code (invalid_code): {err.message} The API console of {target.describe()} is {console}."
+        text = f"Zoho rejected the grant code (invalid_code): {err.message}{where}"
     elif err.code == "invalid_client":
         text = (
             f"Zoho does not know client id {plan.client_id} at the accounts server of the DC you asked for, "
@@ -525,10 +578,8 @@ def _exchange_failure(err: ZohoError, plan: _Plan) -> str:
             f"the Self Client's 'Client Secret' tab into ZOHO_CLIENT_SECRET (or the prompt). {new_code}"
         )
     elif err.error_class is ErrorClass.GRANT_LIMIT:
-        text = (
-            f"Zoho refused the exchange with 'Access Denied' ({err.code}): {err.message} Wait at least 10 "
-            "minutes before trying again; retrying sooner extends Zoho's block."
-        )
+        # Zoho's message already says to wait 10 minutes; the CLI adds why waiting matters.
+        text = f"Zoho refused the exchange ({err.code}): {err.message} Retrying sooner extends Zoho's block."
     elif err.error_class is ErrorClass.RATE_LIMITED:
         text = f"Zoho is rate-limiting token requests ({err.code}). Wait at least 10 minutes. {new_code}"
     elif err.code in ("timeout", "connection_error"):

@@ -228,7 +228,10 @@ def build_parser(*, with_demo: bool = True) -> argparse.ArgumentParser:
         _STATUS_EPILOG,
     )
     status.add_argument(
-        "--connection", metavar="NAME", help="only this connection (default: all under the prefix)"
+        "--connection",
+        action="append",
+        metavar="NAME",
+        help="only this connection; repeatable (default: all under the prefix, which needs ListSecrets)",
     )
     _common(status, json_help="print the documented JSON document (schema 1)")
 
@@ -238,7 +241,10 @@ def build_parser(*, with_demo: bool = True) -> argparse.ArgumentParser:
         _AUDIT_EPILOG,
     )
     audit.add_argument(
-        "--connection", metavar="NAME", help="only this connection (default: all under the prefix)"
+        "--connection",
+        action="append",
+        metavar="NAME",
+        help="only this connection; repeatable (default: all under the prefix, which needs ListSecrets)",
     )
     audit.add_argument("--since", default="7d", metavar="WHEN", help="start of the window (default 7d)")
     audit.add_argument(
@@ -306,7 +312,9 @@ def _status(args: argparse.Namespace, out: Output, env: Mapping[str, str]) -> in
     from zoho_token.status import StatusOptions, run_status
 
     return run_status(
-        StatusOptions(connection=args.connection, prefix=args.prefix, region=args.region), out, env
+        StatusOptions(connections=tuple(args.connection or ()), prefix=args.prefix, region=args.region),
+        out,
+        env,
     )
 
 
@@ -315,7 +323,7 @@ def _audit(args: argparse.Namespace, out: Output, env: Mapping[str, str]) -> int
 
     return run_audit(
         AuditOptions(
-            connection=args.connection,
+            connections=tuple(args.connection or ()),
             since=args.since,
             log_group=args.log_group,
             prefix=args.prefix,

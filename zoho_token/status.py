@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 from zoho_token.console import (
     EXIT_FAILURE,
     EXIT_OK,
+    CliError,
     Output,
     aws_failure,
     aws_session,
@@ -308,32 +309,55 @@ def render_table(
 
 @dataclass(frozen=True)
 class StatusOptions:
-    connection: str | None = None
+    connections: tuple[str, ...] = ()
     prefix: str | None = None
     region: str | None = None
+
+
+def listing_failure(err: BaseException, prefix: str) -> CliError:
+    """ListSecrets cannot be limited to some secrets, so operator roles often lack it: say how to cope."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(err, ClientError) and err.response.get("Error", {}).get("Code") in (
+        "AccessDeniedException",
+        "AccessDenied",
+    ):
+        return CliError(
+            f"listing the secrets under {prefix} needs secretsmanager:ListSecrets, which your identity lacks "
+            "(the construct's grant_operate covers only the connections' own secrets); name the connections "
+            "instead: --connection NAME (repeatable)"
+        )
+    return aws_failure(err, f"listing secrets under {prefix}")
+
+
+def checked_names(names: Iterable[str]) -> list[str]:
+    from lambda_refresh.models import validate_connection_name
+
+    checked: list[str] = []
+    for name in names:
+        try:
+            checked.append(validate_connection_name(name))
+        except ValueError as err:
+            raise usage_error(str(err)) from None
+    return list(dict.fromkeys(checked))
 
 
 def run_status(options: StatusOptions, out: Output, env: Mapping[str, str]) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from lambda_refresh.models import validate_connection_name
     from lambda_refresh.store import SecretStore
 
     prefix = resolve_prefix(options.prefix, env)
-    if options.connection is not None:
-        try:
-            validate_connection_name(options.connection)
-        except ValueError as err:
-            raise usage_error(str(err)) from None
+    requested = checked_names(options.connections)
     aws = aws_session(options.region, env)
     sm = aws.secretsmanager()
     store = SecretStore(sm, prefix=prefix)
     now = utc_now()
     with out.spinner("Reading connection status…"):
         try:
-            names = [options.connection] if options.connection else list_connections(sm, prefix)
+            names = requested or list_connections(sm, prefix)
         except (ClientError, BotoCoreError) as err:
-            raise aws_failure(err, f"listing secrets under {prefix}") from None
+            raise listing_failure(err, prefix) from None
         try:
             rows = [read_status(sm, store, name, now) for name in names]
         except BotoCoreError as err:

@@ -148,26 +148,28 @@ def _type_ok(value: Any, expected: str) -> bool:
     return bool(checks[expected](value))
 
 
-def validate(value: Any, schema: Mapping[str, Any], path: str = "$") -> None:
+def validate(value: Any, schema: Mapping[str, Any], *, strict: bool = True) -> None:
     """Raise :class:`SchemaError` naming the path where ``value`` breaks ``schema``.
 
-    Supports: type (name or list), enum, const, pattern, required, properties, additionalProperties
-    (false), items, minimum, anyOf, $defs/$ref (local).
+    Supports: type (name or list), enum, const, pattern, required, properties, items, minimum, anyOf,
+    $defs/$ref (local). ``strict`` also rejects keys an object schema does not list in ``properties``.
     """
-    _validate(value, schema, schema, path)
+    _validate(value, schema, schema, "$", strict)
 
 
-def _validate(value: Any, schema: Mapping[str, Any], root: Mapping[str, Any], path: str) -> None:
+def _validate(
+    value: Any, schema: Mapping[str, Any], root: Mapping[str, Any], path: str, strict: bool
+) -> None:
     if "$ref" in schema:
         ref = str(schema["$ref"])
         assert ref.startswith("#/$defs/"), ref
-        _validate(value, root["$defs"][ref.removeprefix("#/$defs/")], root, path)
+        _validate(value, root["$defs"][ref.removeprefix("#/$defs/")], root, path, strict)
         return
     if "anyOf" in schema:
         failures = []
         for option in schema["anyOf"]:
             try:
-                _validate(value, option, root, path)
+                _validate(value, option, root, path, strict)
             except SchemaError as err:
                 failures.append(str(err))
             else:
@@ -195,9 +197,9 @@ def _validate(value: Any, schema: Mapping[str, Any], root: Mapping[str, Any], pa
         properties = schema.get("properties", {})
         for key, item in value.items():
             if key in properties:
-                _validate(item, properties[key], root, f"{path}.{key}")
-            elif schema.get("additionalProperties") is False:
-                raise SchemaError(f"{path}: unexpected key {key!r}")
+                _validate(item, properties[key], root, f"{path}.{key}", strict)
+            elif strict and properties:
+                raise SchemaError(f"{path}: undocumented key {key!r}")
     if isinstance(value, list) and "items" in schema:
         for index, item in enumerate(value):
-            _validate(item, schema["items"], root, f"{path}[{index}]")
+            _validate(item, schema["items"], root, f"{path}[{index}]", strict)

@@ -473,7 +473,9 @@ def test_no_secret_reaches_logs_metrics_or_answers_at_debug(
 PROBE = '{"crm-eu": "/crm/v8/users?type=CurrentUser"}'
 
 
-def test_health_probe_catches_a_revocation_before_consumers_do(secretsmanager, zoho, zoho_clock, invoke, capsys) -> None:
+def test_health_probe_catches_a_revocation_before_consumers_do(
+    secretsmanager, zoho, zoho_clock, invoke, capsys
+) -> None:
     seeded = seed_connection(secretsmanager, zoho, "crm-eu")
     assert outcome(invoke(ZOHO_HEALTH_PROBES=PROBE))["outcome"] == "refreshed"
     api_calls = zoho.stats.api_calls

@@ -161,3 +161,15 @@ def test_revoke_without_a_terminal_needs_yes(capsys: pytest.CaptureFixture[str])
     code, output = run(capsys, "revoke", "--connection", "crm-eu")
     assert code == 2
     assert "--yes" in output
+
+
+def test_status_and_audit_take_several_connections() -> None:
+    from zoho_token.cli import build_parser
+
+    parser = build_parser(with_demo=False)
+    for command in ("status", "audit"):
+        args, extras = parser.parse_known_args(
+            [command, "--connection", "crm-eu", "--connection", "books-us"]
+        )
+        assert extras == []
+        assert args.connection == ["crm-eu", "books-us"]
