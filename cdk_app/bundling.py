@@ -70,7 +70,7 @@ class _LocalCopy:
         return True
 
 
-def _local_code(source: Path, assemble: Callable[[Path], None]) -> lambda_.Code:
+def _local_code(name: str, source: Path, assemble: Callable[[Path], None]) -> lambda_.Code:
     return lambda_.Code.from_asset(
         str(source),
         asset_hash_type=AssetHashType.OUTPUT,
@@ -78,6 +78,10 @@ def _local_code(source: Path, assemble: Callable[[Path], None]) -> lambda_.Code:
             image=_UNUSED_IMAGE,
             local=_LocalCopy(assemble),
             output_type=BundlingOutput.NOT_ARCHIVED,
+            # CDK caches staged assets per process by source path and bundling options, not by the
+            # local bundler: without this, every asset bundled from the same directory would share
+            # the first one's output (the sample consumer would ship the refresher).
+            environment={"ZOHO_TOKEN_SYNC_ASSET": name},
         ),
     )
 
@@ -89,9 +93,9 @@ def refresher_code() -> lambda_.Code:
     are missing or stale, with the command that installs them.
     """
     check_lambda_deps()
-    return _local_code(HANDLER_PACKAGE_DIR, assemble_refresher_asset)
+    return _local_code("refresher", HANDLER_PACKAGE_DIR, assemble_refresher_asset)
 
 
 def sample_consumer_code() -> lambda_.Code:
     """The sample consumer's code: ``lambda_refresh/consumer.py`` and ``cdk_app/sample_consumer.py``."""
-    return _local_code(HANDLER_PACKAGE_DIR, assemble_sample_consumer_asset)
+    return _local_code("sample-consumer", HANDLER_PACKAGE_DIR, assemble_sample_consumer_asset)

@@ -22,8 +22,13 @@ Config file (every key but ``connections`` optional)::
       "reserved_concurrency": 1,
       "log_retention_days": 365,
       "sample_consumer": false,
-      "sample_consumer_connection": "crm-eu"
+      "sample_consumer_connection": "crm-eu",
+      "operator_roles": ["zoho-operators"]
     }
+
+``operator_roles`` (IAM role names or ARNs in the deployment's account) get exactly what the
+``zoho-token`` CLI needs (``grant_operate`` and ``grant_list_connections``), as a policy this stack
+attaches to them.
 
 This module does not import aws-cdk-lib: configuration errors surface before the jsii runtime starts.
 """
@@ -40,6 +45,7 @@ from typing import Any, Final
 from cdk_app.connections import ConfigurationError, Connection, check_unique, parse_connections
 
 DEFAULT_CONFIG_FILE: Final = Path(__file__).with_name("config.json")
+_ROLE: Final = re.compile(r"^(arn:aws[a-z-]*:iam::\d{12}:role/([\w+=,.@-]+/)*)?[\w+=,.@-]{1,64}$")
 #: Log retention periods CloudWatch Logs offers (days) that make sense for an audit trail.
 RETENTION_DAYS: Final = (
     30,
@@ -77,6 +83,7 @@ class AppConfig:
     log_retention_days: int = 365
     sample_consumer: bool = False
     sample_consumer_connection: str | None = None
+    operator_roles: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.connections:
@@ -91,6 +98,12 @@ class AppConfig:
                 f"log_retention_days {self.log_retention_days} is not a CloudWatch Logs retention; "
                 f"use one of {', '.join(map(str, RETENTION_DAYS))}"
             )
+        for role in self.operator_roles:
+            if not _ROLE.match(role):
+                raise ConfigurationError(
+                    f"operator_roles: {role!r} is neither an IAM role name nor a role ARN "
+                    "(arn:aws:iam::123456789012:role/name)"
+                )
         chosen = self.sample_consumer_connection
         if chosen is not None and chosen not in {c.name for c in self.connections}:
             raise ConfigurationError(f"sample_consumer_connection {chosen!r} is not one of the connections")
@@ -139,6 +152,14 @@ def _as_str(key: str, value: object) -> str:
     raise ConfigurationError(f"{key} must be a non-empty string, got {value!r}")
 
 
+def _as_names(key: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigurationError(f"{key} must be a list of strings or a comma-separated string, got {value!r}")
+
+
 def _as_connections(key: str, value: object) -> tuple[Connection, ...]:
     if isinstance(value, str):
         return parse_connections(value)
@@ -173,6 +194,7 @@ _PARSERS: Final[Mapping[str, Callable[[str, object], Any]]] = {
     "log_retention_days": _as_int,
     "sample_consumer": _as_bool,
     "sample_consumer_connection": _as_optional_str,
+    "operator_roles": _as_names,
 }
 assert set(_PARSERS) == {f.name for f in fields(AppConfig)}  # noqa: S101 - import-time consistency check
 

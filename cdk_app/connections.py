@@ -17,8 +17,9 @@ DATA_CENTER_CODES: Final = ("us", "eu", "in", "au", "jp", "cn", "ca", "sa", "uk"
 #: The contract's connection-name rule; it keeps secret names, metric dimensions and env values simple.
 CONNECTION_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 MAX_CONNECTION_NAME_LENGTH: Final = 63
-#: A Zoho API path used as the health probe: absolute, printable ASCII, no spaces, bounded.
-_PROBE_PATH: Final = re.compile(r"^/[!-~]{0,199}$")
+#: A Zoho API path used as the health probe: one leading '/', printable ASCII, no spaces, bounded (the
+#: refresher appends it to the api_domain Zoho returned; '//' would make it a different host).
+_PROBE_PATH: Final = re.compile(r"^/(?!/)[!-~]{0,199}$")
 
 
 class ConfigurationError(ValueError):
@@ -51,7 +52,7 @@ class Connection:
             )
         if self.health_probe_path is not None and not _PROBE_PATH.match(self.health_probe_path):
             raise ConfigurationError(
-                f"connection {self.name!r}: health_probe_path must be an API path starting with '/', "
+                f"connection {self.name!r}: health_probe_path must be an API path starting with one '/', "
                 f"printable ASCII without spaces, at most 200 characters (got {self.health_probe_path!r})"
             )
 

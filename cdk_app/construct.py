@@ -46,6 +46,7 @@ from aws_cdk import (
     Duration,
     RemovalPolicy,
     SecretValue,
+    Tags,
 )
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
@@ -72,6 +73,8 @@ from cdk_app.limits import (
     environment_size,
 )
 from cdk_app.nag import REDUNDANT_ROLE_DEPENDENCY, acknowledge, cfn_lint_ignore
+from lambda_refresh import telemetry
+from lambda_refresh.telemetry import AlarmRule
 
 #: Characters Secrets Manager allows in secret names (the prefix becomes part of them).
 _SECRET_PREFIX: Final = re.compile(r"^[A-Za-z0-9/_+=.@-]+$")
@@ -89,6 +92,21 @@ SCHEDULER_RETRY_ATTEMPTS: Final = 2
 QUEUE_RETENTION: Final = Duration.days(14)
 #: SQS publishes its queue metrics every 5 minutes.
 QUEUE_ALARM_PERIOD: Final = Duration.minutes(5)
+_COMPARISONS: Final = {
+    "GreaterThanOrEqualToThreshold": cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    "LessThanOrEqualToThreshold": cloudwatch.ComparisonOperator.LESS_THAN_OR_EQUAL_TO_THRESHOLD,
+}
+#: What to do, appended to each rule's "why" in the alarm description (what on-call reads first).
+_RUNBOOK: Final = {
+    "RefreshFailures": "Run `zoho-token status` for the connection and error; the dashboard shows "
+    "failures by error class.",
+    "ConnectionNeedsAction": "Run `zoho-token status`, then re-bootstrap the connection "
+    "(`zoho-token bootstrap --replace`).",
+    "TokenNearlyExpired": "Consumers will soon get INVALID_TOKEN: check the refresher's log group and the "
+    "two failure queues; before the first bootstrap this alarm is expected.",
+    "HealthProbeFailed": "Run `zoho-token status`; if Zoho revoked the token, re-bootstrap.",
+}
+_DEFAULT_RUNBOOK: Final = "Run `zoho-token status` and read the refresher's log group."
 
 
 def credentials_placeholder(connection: str) -> str:
@@ -112,8 +130,10 @@ def access_token_initial_value(connection: Connection) -> str:
     """The template value of an access-token secret: ``status: pending`` until the first refresh.
 
     Same stability rule as :func:`credentials_placeholder`: the refresher's writes survive every
-    redeploy because this value never changes for a given connection (it names the DC, so changing a
-    connection's DC resets its token to ``pending``, which is what a new DC needs anyway).
+    redeploy because this value never changes for a given connection. It declares the DC (``zoho-token
+    bootstrap`` warns when it bootstraps another one), so correcting a connection's DC in the config
+    resets this secret to ``pending``; the refresher then refreshes it from the kept credentials at the
+    next tick.
     """
     return json.dumps(
         {
@@ -156,7 +176,7 @@ class ZohoTokenSyncProps:
     #: Secret-name prefix; both secrets of a connection are named ``{prefix}{name}/…``.
     secret_prefix: str = "zoho/"  # noqa: S105 - a name prefix, not a secret
     #: How often the schedule invokes the refresher (whole minutes, 2-30, below the refresh margin).
-    schedule_interval: Duration = field(default_factory=lambda: Duration.minutes(10))
+    schedule_interval: Duration = field(default_factory=lambda: Duration.seconds(telemetry.TICK_SECONDS))
     #: Refresh a token when it expires within this margin (``REFRESH_MARGIN_SECONDS``; 2-50 minutes).
     refresh_margin: Duration = field(default_factory=lambda: Duration.minutes(15))
     #: Share of Zoho's 10-tokens-per-10-minutes allowance per refresh token (``ZOHO_TOKEN_BUDGET``).
@@ -181,11 +201,9 @@ class ZohoTokenSyncProps:
     vpc_subnets: ec2.SubnetSelection | None = None
     #: Stable name, unique per account and region: the ``service`` metric dimension, alarm and dashboard
     #: names, and the service in every log line. Give every deployment in an account its own.
-    service_name: str = "zoho-token-sync"
+    service_name: str = telemetry.DEFAULT_SERVICE
     #: CloudWatch namespace of the refresher's metrics.
-    metrics_namespace: str = "ZohoTokenSync"
-    #: The token-expiry alarm fires when the soonest-expiring token has less than this left.
-    expiry_alarm_threshold: Duration = field(default_factory=lambda: Duration.minutes(10))
+    metrics_namespace: str = telemetry.DEFAULT_NAMESPACE
 
 
 @dataclass(frozen=True)
@@ -229,7 +247,6 @@ def validate_props(props: ZohoTokenSyncProps) -> None:
         raise ConfigurationError(f"metrics_namespace {props.metrics_namespace!r} is not a valid namespace")
     tick = _whole_seconds(props.schedule_interval, "schedule_interval")
     margin = _whole_seconds(props.refresh_margin, "refresh_margin")
-    threshold = _whole_seconds(props.expiry_alarm_threshold, "expiry_alarm_threshold")
     if tick % 60 or not 120 <= tick <= 1800:
         raise ConfigurationError("schedule_interval must be a whole number of minutes from 2 to 30")
     if not tick < margin <= 3000:
@@ -237,11 +254,6 @@ def validate_props(props: ZohoTokenSyncProps) -> None:
             f"refresh_margin must be longer than schedule_interval ({tick} s), or a token can expire "
             "between two runs, and at most 50 minutes (Zoho tokens live 60; a larger margin refreshes "
             "every tick and spends Zoho's budget)"
-        )
-    if not 60 <= threshold < margin:
-        raise ConfigurationError(
-            "expiry_alarm_threshold must be at least 1 minute and shorter than refresh_margin: after a "
-            "successful run every token has more than the margin left"
         )
     if not 1 <= props.token_budget <= 10:
         raise ConfigurationError("token_budget must be 1-10 (Zoho allows 10 new tokens per 10 minutes)")
@@ -282,7 +294,8 @@ class ZohoTokenSync(Construct):
         self.metrics_namespace: Final = props.metrics_namespace
         tick = int(props.schedule_interval.to_seconds())
         self._tick: Final = tick
-        self.owns_key: Final = props.encryption_key is None
+        # Cost allocation: activate this tag in Billing to see what each deployment costs.
+        Tags.of(self).add("zoho-token-sync:service", self.service_name)
 
         self.key: Final[kms.IKey] = props.encryption_key or self._create_key()
         self.secrets: Final[Mapping[str, ConnectionSecrets]] = self._create_secrets()
@@ -310,7 +323,9 @@ class ZohoTokenSync(Construct):
             self.alarm_topic.add_subscription(subscriptions.EmailSubscription(props.alarm_email))
         self.alarms: Final[Mapping[str, cloudwatch.Alarm]] = self._create_alarms()
         self.dashboard: Final = self._create_dashboard()
-        self._outputs()
+        #: The CloudFormation outputs by name (LogGroupName, FunctionName, KeyArn, AlarmTopicArn,
+        #: SecretPrefix, DashboardName); a stack holding one deployment may give them plain logical ids.
+        self.outputs: Final = self._outputs()
 
     # ------------------------------------------------------------------------------------------------
     # Public API
@@ -407,6 +422,20 @@ class ZohoTokenSync(Construct):
                 actions=["logs:FilterLogEvents", "logs:GetLogEvents"],
                 resource_arns=[self.log_group.log_group_arn],
             )
+        )
+
+    def grant_list_connections(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` list secrets (names and metadata, never values), for ``zoho-token status``.
+
+        ``status`` without ``--connection`` finds the connections under the prefix with
+        ``secretsmanager:ListSecrets``, which supports no resource-level permissions: the grant is on
+        ``"*"``, so it is separate from :meth:`grant_operate` and cdk-nag's IAM5 finding must be
+        acknowledged where it lands (the app does so for its ``operator_roles``)::
+
+            sync.grant_list_connections(ops_role)
+        """
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["secretsmanager:ListSecrets"], resource_arns=["*"]
         )
 
     # ------------------------------------------------------------------------------------------------
@@ -799,81 +828,71 @@ class ZohoTokenSync(Construct):
         alarm.add_ok_action(action)
         return alarm
 
-    def _create_alarms(self) -> Mapping[str, cloudwatch.Alarm]:
+    def _rule_alarm(self, rule: AlarmRule) -> cloudwatch.Alarm:
+        """An alarm on one of the refresher's fleet-wide metrics, exactly as ``rule`` defines it.
+
+        The rules live in ``lambda_refresh.telemetry``, next to the metric names the handler emits, and
+        the local demo evaluates the same rules on the metrics it sees.
+        """
         tick = self.props.schedule_interval
-        threshold = self.props.expiry_alarm_threshold.to_seconds()
+        threshold = rule.threshold
+        if rule.metric == telemetry.MIN_SECONDS_UNTIL_EXPIRY:
+            # "At most one tick left" scales with the schedule (the rule is written for 10 minutes).
+            threshold = rule.threshold * self._tick / telemetry.TICK_SECONDS
+        # Where missing data is breaching, the period is one tick plus a minute: every window then holds
+        # at least one run's datapoint despite scheduling jitter, so only a refresher that stops
+        # reporting (not running, crashing, no connection bootstrapped yet) leaves a window empty.
+        period = tick.plus(Duration.minutes(1)) if rule.missing_data_breaching else tick
+        return self._alarm(
+            rule.name,
+            self.metric(rule.metric, rule.statistic, period=period),
+            threshold=threshold,
+            evaluation_periods=rule.evaluation_periods,
+            datapoints_to_alarm=rule.datapoints_to_alarm,
+            comparison=_COMPARISONS[rule.comparison],
+            missing=(
+                cloudwatch.TreatMissingData.BREACHING
+                if rule.missing_data_breaching
+                else cloudwatch.TreatMissingData.NOT_BREACHING
+            ),
+            description=f"{rule.why[:1].upper()}{rule.why[1:]}. {_RUNBOOK.get(rule.name, _DEFAULT_RUNBOOK)}",
+        )
+
+    def _create_alarms(self) -> Mapping[str, cloudwatch.Alarm]:
+        probes = any(c.health_probe_path for c in self.connections)
         alarms = {
-            # A single failed run heals on the next tick (the margin leaves room for it); two failed runs
-            # out of three mean something persistent: Zoho down, throttled, or broken credentials.
-            "RefreshFailures": self._alarm(
-                "RefreshFailures",
-                self.metric("RefreshFailed", "Sum"),
-                threshold=1,
-                evaluation_periods=3,
-                datapoints_to_alarm=2,
-                description="Refreshes failed in 2 of the last 3 runs. Run `zoho-token status` to see "
-                "which connection and why; the dashboard shows failures by error class.",
-            ),
-            "ConnectionsNeedAction": self._alarm(
-                "ConnectionsNeedAction",
-                self.metric("ConnectionsNeedingAction", "Maximum"),
-                threshold=1,
-                description="A connection is revoked or misconfigured and will not recover by itself. "
-                "Run `zoho-token status`, then re-bootstrap it (`zoho-token bootstrap --replace`).",
-            ),
-            # Period one tick plus a minute: every window holds at least one run's datapoint even with
-            # scheduling jitter, so "missing" really means the refresher did not report (not running,
-            # crashing, or no connection bootstrapped yet), which is breaching.
-            "TokenNearlyExpired": self._alarm(
-                "TokenNearlyExpired",
-                self.metric(
-                    "MinSecondsUntilExpiry",
-                    "Minimum",
-                    period=tick.plus(Duration.minutes(1)),
-                ),
-                threshold=threshold,
-                comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-                missing=cloudwatch.TreatMissingData.BREACHING,
-                description=f"A Zoho access token expires in less than {int(threshold // 60)} minutes, or "
-                "the refresher reported no token at all (not running, failing before it reports, or no "
-                "connection bootstrapped yet). Consumers will soon get INVALID_TOKEN.",
-            ),
-            "SchedulerDeadLetters": self._alarm(
-                "SchedulerDeadLetters",
-                self.scheduler_dlq.metric_approximate_number_of_messages_visible(
-                    period=QUEUE_ALARM_PERIOD, statistic="Maximum"
-                ),
-                threshold=1,
-                description="EventBridge Scheduler could not invoke the refresher (after its retries); "
-                "the failed deliveries are in the scheduler dead-letter queue.",
-            ),
-            "FailedRuns": self._alarm(
-                "FailedRuns",
-                self.failure_queue.metric_approximate_number_of_messages_visible(
-                    period=QUEUE_ALARM_PERIOD, statistic="Maximum"
-                ),
-                threshold=1,
-                description="A refresher run raised, timed out or was too old to run; the records are in "
-                "the failed-runs queue and the errors in the log group.",
-            ),
-            "FunctionErrors": self._alarm(
-                "FunctionErrors",
-                self.function.metric_errors(period=tick, statistic="Sum"),
-                threshold=1,
-                description="The refresher crashed or timed out (a bug or an AWS problem, not a Zoho "
-                "error: those are handled per connection). See the log group.",
-            ),
+            rule.name: self._rule_alarm(rule)
+            for rule in telemetry.ALARM_RULES
+            # No probe configured: HealthProbeFailed is always 0, its alarm would only cost money.
+            if probes or rule.metric != telemetry.HEALTH_PROBE_FAILED
         }
-        if any(c.health_probe_path for c in self.connections):
-            alarms["HealthProbeFailures"] = self._alarm(
-                "HealthProbeFailures",
-                self.metric("HealthProbeFailed", "Sum"),
-                threshold=1,
-                evaluation_periods=3,
-                datapoints_to_alarm=2,
-                description="A freshly refreshed token was refused by the Zoho API in 2 of the last 3 "
-                "runs (wrong scope, org or DC, or a Zoho outage). Run `zoho-token status`.",
-            )
+        alarms["SchedulerDeadLetters"] = self._alarm(
+            "SchedulerDeadLetters",
+            self.scheduler_dlq.metric_approximate_number_of_messages_visible(
+                period=QUEUE_ALARM_PERIOD, statistic="Maximum"
+            ),
+            threshold=1,
+            description="EventBridge Scheduler could not invoke the refresher (after its retries); the "
+            "failed deliveries are in the scheduler dead-letter queue. Check the scheduler role and "
+            "the function's quotas.",
+        )
+        alarms["FailedRuns"] = self._alarm(
+            "FailedRuns",
+            self.failure_queue.metric_approximate_number_of_messages_visible(
+                period=QUEUE_ALARM_PERIOD, statistic="Maximum"
+            ),
+            threshold=1,
+            description="A refresher run raised, timed out or was too old to run (no automatic retries: "
+            "the next tick is the retry); the records are in the failed-runs queue, the errors in the "
+            "log group.",
+        )
+        alarms["FunctionErrors"] = self._alarm(
+            "FunctionErrors",
+            self.function.metric_errors(period=self.props.schedule_interval, statistic="Sum"),
+            threshold=1,
+            description="The refresher crashed or timed out: a bug or an AWS problem, not a Zoho error "
+            "(those are handled per connection). See the log group.",
+        )
         return MappingProxyType(alarms)
 
     def _create_dashboard(self) -> cloudwatch.Dashboard:
@@ -883,14 +902,16 @@ class ZohoTokenSync(Construct):
         by_class = cloudwatch.MathExpression(
             expression=(
                 f"SEARCH('{{{self.metrics_namespace},ErrorClass,service}} "
-                f'MetricName="RefreshFailuresByClass" service="{self.service_name}"\', '
+                f'MetricName="{telemetry.REFRESH_FAILURES_BY_CLASS}" service="{self.service_name}"\', '
                 f"'Sum', {tick_seconds})"
             ),
             label="",
             period=tick,
         )
         per_connection = [
-            self.metric("SecondsUntilExpiry", "Minimum", dimensions={"Connection": c.name}, label=c.name)
+            self.metric(
+                telemetry.SECONDS_UNTIL_EXPIRY, "Minimum", dimensions={"Connection": c.name}, label=c.name
+            )
             for c in self.connections
         ]
         dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=self.service_name)
@@ -906,19 +927,21 @@ class ZohoTokenSync(Construct):
             cloudwatch.GraphWidget(
                 title="Refreshes per run",
                 left=[
-                    self.metric("RefreshSucceeded", "Sum", label="refreshed"),
-                    self.metric("RefreshFailed", "Sum", label="failed"),
-                    self.metric("ConnectionsChecked", "Maximum", label="checked"),
+                    self.metric(telemetry.REFRESH_SUCCEEDED, "Sum", label="refreshed"),
+                    self.metric(telemetry.REFRESH_FAILED, "Sum", label="failed"),
+                    self.metric(telemetry.CONNECTIONS_CHECKED, "Maximum", label="checked"),
                 ],
                 width=8,
             ),
             cloudwatch.GraphWidget(
                 title="Soonest token expiry (seconds)",
-                left=[self.metric("MinSecondsUntilExpiry", "Minimum", label="min seconds until expiry")],
+                left=[
+                    self.metric(
+                        telemetry.MIN_SECONDS_UNTIL_EXPIRY, "Minimum", label="min seconds until expiry"
+                    )
+                ],
                 left_annotations=[
-                    cloudwatch.HorizontalAnnotation(
-                        value=self.props.expiry_alarm_threshold.to_seconds(), label="alarm"
-                    ),
+                    cloudwatch.HorizontalAnnotation(value=self._tick, label="alarm (one tick left)"),
                     cloudwatch.HorizontalAnnotation(
                         value=self.props.refresh_margin.to_seconds(), label="refresh margin"
                     ),
@@ -928,8 +951,10 @@ class ZohoTokenSync(Construct):
             cloudwatch.GraphWidget(
                 title="Connections needing a human",
                 left=[
-                    self.metric("ConnectionsNeedingAction", "Maximum", label="revoked or misconfigured"),
-                    self.metric("HealthProbeFailed", "Sum", label="health probe failed"),
+                    self.metric(
+                        telemetry.CONNECTIONS_NEEDING_ACTION, "Maximum", label="revoked or misconfigured"
+                    ),
+                    self.metric(telemetry.HEALTH_PROBE_FAILED, "Sum", label="health probe failed"),
                 ],
                 width=8,
             ),
@@ -967,21 +992,26 @@ class ZohoTokenSync(Construct):
         )
         return dashboard
 
-    def _outputs(self) -> None:
-        CfnOutput(
-            self,
-            "LogGroupName",
-            value=self.log_group.log_group_name,
-            description="Refresher logs and audit trail: zoho-token audit --log-group <this>",
-        )
-        CfnOutput(self, "FunctionName", value=self.function.function_name, description="Refresher function")
-        CfnOutput(self, "KeyArn", value=self.key.key_arn, description="KMS key of the secrets")
-        CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn, description="Alarm notifications")
-        CfnOutput(
-            self,
-            "SecretPrefix",
-            value=self.props.secret_prefix,
-            description="zoho-token --prefix <this>; secrets are <prefix><connection>/credentials|access-token",
+    def _outputs(self) -> Mapping[str, CfnOutput]:
+        values = {
+            "LogGroupName": (
+                self.log_group.log_group_name,
+                "Refresher logs and audit trail: zoho-token audit --log-group <this>",
+            ),
+            "FunctionName": (self.function.function_name, "Refresher function (force refresh: invoke it)"),
+            "KeyArn": (self.key.key_arn, "KMS key of the secrets, the alarm topic and the log group"),
+            "AlarmTopicArn": (self.alarm_topic.topic_arn, "Alarm notifications: subscribe on-call here"),
+            "SecretPrefix": (
+                self.props.secret_prefix,
+                "zoho-token --prefix <this>; secrets are <prefix><connection>/credentials and /access-token",
+            ),
+            "DashboardName": (self.dashboard.dashboard_name, "CloudWatch dashboard of this deployment"),
+        }
+        return MappingProxyType(
+            {
+                name: CfnOutput(self, name, value=value, description=description)
+                for name, (value, description) in values.items()
+            }
         )
 
 

@@ -6,13 +6,14 @@ synthesized worst-case stack, so the arithmetic here cannot silently drift from 
 
 1. IAM: the refresher's role carries one inline policy, and a role's inline policies may total at most
    10,240 characters (whitespace not counted). Each connection adds two secret ARNs of up to
-   :data:`WORST_CASE_ARN_LENGTH` characters plus JSON quoting; the fixed statements (logs, X-Ray, KMS,
-   the failure queue) take about :data:`POLICY_FIXED_CHARS`. With a prefix of up to
-   :data:`MAX_PREFIX_LENGTH` characters and 63-character names:
-   ``(10,240 - 1,800) / (2 x 166) = 25.4`` -> **25 connections**.
+   :data:`WORST_CASE_ARN_LENGTH` characters (with JSON quoting); the fixed statements (KMS, logs,
+   X-Ray, the failure queue, and the ENI actions of the VPC variant) take up to
+   :data:`POLICY_FIXED_CHARS` once CloudFormation has resolved the ARNs of a long stack name. With a
+   prefix of up to :data:`MAX_PREFIX_LENGTH` characters and 63-character names:
+   ``(10,240 - 1,500) / (2 x 182) = 24.0`` -> **24 connections**.
 2. Lambda environment: all variables together may hold 4 KB. ``ZOHO_CONNECTIONS`` costs up to 64
    bytes per connection, the fixed variables about 400 bytes: ``(4,096 - 400) / 64 = 57`` connections
-   without health probes. Probe paths are free-form, so the construct measures the real environment
+   without health probes (24 use about 1.9 KB, leaving 2 KB for probe paths). Probe paths are free-form, so the construct measures the real environment
    and rejects anything over 4 KB with a message naming the variable.
 3. CloudFormation: 500 resources per stack. A deployment has about 30 fixed resources and 2 secrets per
    connection: ``(500 - 30) / 2 = 235`` connections.
@@ -28,7 +29,7 @@ from collections.abc import Mapping
 from typing import Final
 
 #: Hard cap on connections per deployment (limit 1 above decides).
-MAX_CONNECTIONS: Final = 25
+MAX_CONNECTIONS: Final = 24
 #: Longest accepted secret-name prefix (the contract's default is ``zoho/``).
 MAX_PREFIX_LENGTH: Final = 32
 #: IAM: total size of a role's inline policies, whitespace excluded.
@@ -37,12 +38,15 @@ IAM_ROLE_INLINE_POLICY_LIMIT: Final = 10_240
 LAMBDA_ENVIRONMENT_LIMIT: Final = 4_096
 #: CloudFormation: resources per stack.
 CFN_RESOURCES_PER_STACK: Final = 500
-#: ``arn:aws-us-gov:secretsmanager:ap-southeast-4:123456789012:secret:`` is 69 characters; the name adds
-#: prefix (32) + connection (63) + ``/access-token`` (13) + AWS's suffix ``-AbCdEf`` (7) = 115, + 3 for
-#: the quotes and comma in the policy JSON.
-WORST_CASE_ARN_LENGTH: Final = 69 + MAX_PREFIX_LENGTH + 63 + 13 + 7 + 3
-#: Characters the refresher policy needs besides the per-connection secret ARNs (measured by the test).
-POLICY_FIXED_CHARS: Final = 1_800
+#: The longest ARN head of any partition and region, e.g.
+#: ``arn:aws-iso-b:secretsmanager:us-isob-east-1:123456789012:secret:`` (64 characters); the name adds
+#: prefix (32) + connection (63) + ``/access-token`` (13) + AWS's suffix ``-AbCdEf`` (7), and the policy
+#: JSON 3 more for quotes and comma: 182.
+LONGEST_SECRET_ARN_HEAD: Final = 64
+WORST_CASE_ARN_LENGTH: Final = LONGEST_SECRET_ARN_HEAD + MAX_PREFIX_LENGTH + 63 + 13 + 7 + 3
+#: Characters the refresher policy needs besides the per-connection secret ARNs, worst case (VPC
+#: variant, 128-character stack name); ``test_limits.py`` measures it.
+POLICY_FIXED_CHARS: Final = 1_500
 #: Resources of one deployment that do not depend on the number of connections (measured by the test).
 FIXED_RESOURCES: Final = 30
 

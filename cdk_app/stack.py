@@ -14,7 +14,7 @@ from cdk_app.asset import SAMPLE_CONSUMER_HANDLER
 from cdk_app.bundling import ARCHITECTURE, RUNTIME, sample_consumer_code
 from cdk_app.config import AppConfig
 from cdk_app.construct import ZohoTokenSync, ZohoTokenSyncProps
-from cdk_app.nag import REDUNDANT_ROLE_DEPENDENCY, cfn_lint_ignore
+from cdk_app.nag import REDUNDANT_ROLE_DEPENDENCY, acknowledge, cfn_lint_ignore
 
 _RETENTION: Final = {
     30: logs.RetentionDays.ONE_MONTH,
@@ -62,6 +62,26 @@ class ZohoTokenSyncStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.config: Final = config
         self.token_sync: Final = ZohoTokenSync(self, "TokenSync", props_from_config(config))
+        # One deployment per stack: plain output names (`LogGroupName`, …) for operators and scripts.
+        for name, output in self.token_sync.outputs.items():
+            output.override_logical_id(name)
+        for index, role in enumerate(config.operator_roles):
+            # mutable: this stack attaches a policy with grant_operate's statements to the existing role.
+            operator = (
+                iam.Role.from_role_arn(self, f"Operator{index}", role, mutable=True)
+                if role.startswith("arn:")
+                else iam.Role.from_role_name(self, f"Operator{index}", role)
+            )
+            self.token_sync.grant_operate(operator)
+            self.token_sync.grant_list_connections(operator)
+            acknowledge(
+                operator,
+                "AwsSolutions-IAM5[Resource::*]",
+                "secretsmanager:ListSecrets supports no resource-level permissions, so AWS requires "
+                'Resource "*"; it returns secret names and metadata, never values. `zoho-token status` '
+                "uses it to find the connections under the prefix. Every other statement names its "
+                "resources exactly (grant_operate).",
+            )
 
 
 class SampleConsumerStack(Stack):

@@ -19,7 +19,12 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 
-pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
+# This machine's pip configuration lists package folders that may not exist; pip warns once per package
+# about each. Those lines say nothing about this project, so they are filtered; every other line stays.
+pip() {
+  .venv/bin/python -m pip --disable-pip-version-check -q "$@" \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
 fingerprint() { cat pyproject.toml package.json package-lock.json cdk_app/asset-requirements.txt 2>/dev/null | sha256sum | cut -c1-16; }
 
 case "$profile" in

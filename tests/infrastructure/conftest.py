@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,9 @@ def _node_major() -> str:
     node = shutil.which("node")
     if node is None:
         return ""
-    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=False).stdout
+    version = subprocess.run(  # noqa: S603 - node found on PATH, fixed arguments
+        [node, "--version"], capture_output=True, text=True, check=False
+    ).stdout
     return version.strip().lstrip("v").split(".")[0]
 
 
@@ -58,6 +60,7 @@ TEST_CONFIG = AppConfig(
     log_retention_days=731,
     sample_consumer=True,
     sample_consumer_connection="books-us",
+    operator_roles=("zoho-operators", "arn:aws:iam::123456789012:role/team/zoho-admins"),
 )
 
 
@@ -101,15 +104,15 @@ class Deployment:
 
     @property
     def json(self) -> dict[str, Any]:
-        return self.template.to_json()
+        return dict(self.template.to_json())
 
     @property
     def consumer_json(self) -> dict[str, Any]:
-        return self.consumer_template.to_json()
+        return dict(self.consumer_template.to_json())
 
 
 @pytest.fixture(scope="session")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
     outdir = tmp_path_factory.mktemp("cdk.out")
     app = new_app(outdir)
     stack = build(app, TEST_CONFIG)
@@ -119,7 +122,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     reader = iam.Role(stack, "SameStackReader", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
     stack.token_sync.grant_read_access_token(reader, "desk-in")
     app.synth()  # runs cdk-nag; raises on any unacknowledged finding (and on a dependency cycle)
-    yield Deployment(
+    return Deployment(
         app=app,
         outdir=outdir,
         stack=stack,
@@ -151,7 +154,7 @@ def synth_sync(
 
         Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     app.synth()
-    return app, sync, Template.from_stack(stack).to_json()
+    return app, sync, dict(Template.from_stack(stack).to_json())
 
 
 # ---------------------------------------------------------------------------------------------------

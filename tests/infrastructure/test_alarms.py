@@ -11,11 +11,18 @@ NAMESPACE = "ZohoTokenSync"
 
 
 def alarms_by_name(deployment: Deployment) -> dict[str, dict[str, Any]]:
-    return {a["Properties"]["AlarmName"]: a["Properties"] for a in resources(deployment.json, "AWS::CloudWatch::Alarm").values()}
+    return {
+        a["Properties"]["AlarmName"]: a["Properties"]
+        for a in resources(deployment.json, "AWS::CloudWatch::Alarm").values()
+    }
 
 
 def custom(metric: str) -> dict[str, Any]:
-    return {"MetricName": metric, "Namespace": NAMESPACE, "Dimensions": [{"Name": "service", "Value": SERVICE}]}
+    return {
+        "MetricName": metric,
+        "Namespace": NAMESPACE,
+        "Dimensions": [{"Name": "service", "Value": SERVICE}],
+    }
 
 
 def metric_of(alarm: dict[str, Any]) -> dict[str, Any]:
@@ -27,12 +34,12 @@ def test_alarm_set(deployment: Deployment) -> None:
         f"{SERVICE}-{name}"
         for name in (
             "refresh-failures",
-            "connections-need-action",
+            "connection-needs-action",
             "token-nearly-expired",
             "scheduler-dead-letters",
             "failed-runs",
             "function-errors",
-            "health-probe-failures",  # only because crm-eu has a health probe
+            "health-probe-failed",  # only because crm-eu has a health probe
         )
     )
 
@@ -55,7 +62,7 @@ def test_refresh_failures_pages_on_two_of_three_runs_not_on_one_blip(deployment:
 
 
 def test_connections_needing_action(deployment: Deployment) -> None:
-    alarm = alarms_by_name(deployment)[f"{SERVICE}-connections-need-action"]
+    alarm = alarms_by_name(deployment)[f"{SERVICE}-connection-needs-action"]
     assert metric_of(alarm) == custom("ConnectionsNeedingAction")
     assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Maximum", 600, 1)
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
@@ -63,14 +70,11 @@ def test_connections_needing_action(deployment: Deployment) -> None:
 
 
 def test_health_probe_failures(deployment: Deployment) -> None:
-    alarm = alarms_by_name(deployment)[f"{SERVICE}-health-probe-failures"]
+    alarm = alarms_by_name(deployment)[f"{SERVICE}-health-probe-failed"]
     assert metric_of(alarm) == custom("HealthProbeFailed")
-    assert (alarm["Statistic"], alarm["Threshold"], alarm["DatapointsToAlarm"], alarm["EvaluationPeriods"]) == (
-        "Sum",
-        1,
-        2,
-        3,
-    )
+    # A token Zoho rejects before it expires is not a blip: one tick pages.
+    assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Sum", 600, 1)
+    assert (alarm["DatapointsToAlarm"], alarm["EvaluationPeriods"]) == (1, 1)
 
 
 def test_token_nearly_expired_uses_the_fleet_minimum_and_treats_silence_as_breaching(
@@ -80,14 +84,18 @@ def test_token_nearly_expired_uses_the_fleet_minimum_and_treats_silence_as_breac
     assert metric_of(alarm) == custom("MinSecondsUntilExpiry")
     assert alarm["Statistic"] == "Minimum"
     assert alarm["Period"] >= 600  # at least one tick: every window holds a run's datapoint
-    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanThreshold", 600)
+    # At most one tick left after a run: the next tick is the token's last chance.
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("LessThanOrEqualToThreshold", 600)
     assert alarm["TreatMissingData"] == "breaching"
 
 
 def test_failure_queue_alarms(deployment: Deployment) -> None:
     t = deployment.json
     alarms = alarms_by_name(deployment)
-    for name, queue_part in (("scheduler-dead-letters", "SchedulerDeadLetterQueue"), ("failed-runs", "FailedRunsQueue")):
+    for name, queue_part in (
+        ("scheduler-dead-letters", "SchedulerDeadLetterQueue"),
+        ("failed-runs", "FailedRunsQueue"),
+    ):
         alarm = alarms[f"{SERVICE}-{name}"]
         queue = logical_id_by_path(t, "AWS::SQS::Queue", queue_part)
         assert alarm["Namespace"] == "AWS/SQS"
@@ -124,3 +132,23 @@ def test_dashboard_shows_every_metric_family(deployment: Deployment) -> None:
         assert metric in body, metric
     for connection in ("crm-eu", "books-us", "desk-in"):
         assert f'\\"Connection\\",\\"{connection}\\"' in body or f'"Connection","{connection}"' in body
+
+
+def test_custom_metric_alarms_are_the_shared_telemetry_rules(deployment: Deployment) -> None:
+    """The construct alarms exactly as lambda_refresh.telemetry defines (the demo evaluates the same)."""
+    from lambda_refresh.telemetry import ALARM_RULES
+
+    alarms = alarms_by_name(deployment)
+    for rule in ALARM_RULES:
+        name = f"{SERVICE}-" + "".join(f"-{c.lower()}" if c.isupper() else c for c in rule.name).lstrip("-")
+        alarm = alarms[name]
+        assert alarm["MetricName"] == rule.metric
+        assert alarm["Statistic"] == rule.statistic
+        assert alarm["ComparisonOperator"] == rule.comparison
+        assert alarm["Threshold"] == rule.threshold
+        assert (alarm["DatapointsToAlarm"], alarm["EvaluationPeriods"]) == (
+            rule.datapoints_to_alarm,
+            rule.evaluation_periods,
+        )
+        assert alarm["TreatMissingData"] == ("breaching" if rule.missing_data_breaching else "notBreaching")
+        assert alarm["AlarmDescription"].lower().startswith(rule.why[:30].lower())

@@ -23,7 +23,9 @@ def offline_env(tmp_path: Path) -> dict[str, str]:
         {
             "CDK_DISABLE_CLI_TELEMETRY": "true",
             "CDK_DISABLE_VERSION_CHECK": "true",
-            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": os.environ["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"],
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": os.environ[
+                "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"
+            ],
             # No credentials, no profile, no instance metadata: synth must not need an account.
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,

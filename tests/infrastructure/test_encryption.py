@@ -35,7 +35,9 @@ def test_key_rotates_and_is_kept(deployment: Deployment) -> None:
 
 
 def test_key_policy_lets_cloudwatch_alarms_use_the_key_for_this_account_only(deployment: Deployment) -> None:
-    cloudwatch = [s for s in key_statements(deployment) if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+    cloudwatch = [
+        s for s in key_statements(deployment) if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+    ]
     assert cloudwatch == [
         {
             "Sid": "AllowCloudWatchAlarmsToUseTheTopicKey",
@@ -55,8 +57,12 @@ def test_key_policy_lets_cloudwatch_alarms_use_the_key_for_this_account_only(dep
     ]
 
 
-def test_key_policy_lets_cloudwatch_logs_encrypt_log_groups_of_this_account_only(deployment: Deployment) -> None:
-    logs = [s for s in key_statements(deployment) if s.get("Principal") == {"Service": region_endpoint("logs")}]
+def test_key_policy_lets_cloudwatch_logs_encrypt_log_groups_of_this_account_only(
+    deployment: Deployment,
+) -> None:
+    logs = [
+        s for s in key_statements(deployment) if s.get("Principal") == {"Service": region_endpoint("logs")}
+    ]
     assert len(logs) == 1
     assert logs[0]["Condition"] == {
         "ArnLike": {
@@ -125,7 +131,9 @@ def test_failure_queues_use_sse_sqs_and_enforce_tls(deployment: Deployment) -> N
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
         assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
         (policy,) = [
-            p for p in resources(t, "AWS::SQS::QueuePolicy").values() if p["Properties"]["Queues"] == [ref(queue_id)]
+            p
+            for p in resources(t, "AWS::SQS::QueuePolicy").values()
+            if p["Properties"]["Queues"] == [ref(queue_id)]
         ]
         (deny,) = policy["Properties"]["PolicyDocument"]["Statement"]
         assert deny["Effect"] == "Deny"

@@ -89,12 +89,16 @@ def test_refresher_may_not_write_credentials_nor_create_or_delete_secrets(deploy
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert not any(a.endswith("*") for a in actions)
         assert not {"secretsmanager:CreateSecret", "secretsmanager:DeleteSecret"} & set(actions)
-        resources_ = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        resources_ = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
         if "secretsmanager:PutSecretValue" in actions:
             assert not credentials & {str(r) for r in resources_}
 
 
-def test_scheduler_role_invokes_exactly_the_function_and_writes_exactly_its_dlq(deployment: Deployment) -> None:
+def test_scheduler_role_invokes_exactly_the_function_and_writes_exactly_its_dlq(
+    deployment: Deployment,
+) -> None:
     t = deployment.json
     role = logical_id_by_path(t, "AWS::IAM::Role", "SchedulerRole")
     function = logical_id_by_path(t, "AWS::Lambda::Function", "TokenSyncRefresher")
@@ -188,7 +192,9 @@ def test_cross_stack_grant_needs_only_exports_of_the_token_stack(deployment: Dep
     function = logical_id_by_path(c, "AWS::Lambda::Function", "Function")
     stmts = policy_of_role(c, role)
     token_stack = deployment.stack.stack_name
-    by_action = {tuple(sorted(s["Action"] if isinstance(s["Action"], list) else [s["Action"]])): s for s in stmts}
+    by_action = {
+        tuple(sorted(s["Action"] if isinstance(s["Action"], list) else [s["Action"]])): s for s in stmts
+    }
     assert set(by_action) == {
         ("logs:CreateLogStream", "logs:PutLogEvents"),
         ("secretsmanager:GetSecretValue",),
@@ -222,3 +228,20 @@ def test_no_secret_or_key_resource_policy_widens_access(deployment: Deployment) 
     t = deployment.json
     assert not resources(t, "AWS::SecretsManager::ResourcePolicy")
     assert not resources(t, "AWS::Lambda::Permission")
+
+
+def test_configured_operator_roles_get_exactly_grant_operate(deployment: Deployment) -> None:
+    t = deployment.json
+    reference = sorted(
+        normalized(s) for s in policy_of_role(t, logical_id_by_path(t, "AWS::IAM::Role", "Operators"))
+    )
+    attached = {
+        str(policy["Properties"]["Roles"]): sorted(
+            normalized(s) for s in statements(policy["Properties"]["PolicyDocument"])
+        )
+        for policy in resources(t, "AWS::IAM::Policy").values()
+        if all(isinstance(r, str) for r in policy["Properties"]["Roles"])  # existing roles, by name
+    }
+    listing = allow(["secretsmanager:ListSecrets"], "*")  # names only; acknowledged (IAM5) per role
+    expected = sorted([*reference, listing])
+    assert attached == {"['zoho-operators']": expected, "['zoho-admins']": expected}

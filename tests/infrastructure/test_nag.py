@@ -18,12 +18,17 @@ from cdk_app.construct import ZohoTokenSyncProps
 from cdk_app.nag import MIN_REASON_LENGTH
 from tests.infrastructure.conftest import Deployment, logical_id_by_path, resources, synth_sync
 
-#: Every acknowledgment of the default deployment (path suffix -> rule), each explained in README.
+#: Every acknowledgment of a deployment (path suffix -> rule), each explained in README.
 EXPECTED_ACKNOWLEDGMENTS = {
     ("TokenSync/Connections", "AwsSolutions-SMG4"),  # Secrets Manager rotation: 4 h minimum, tokens live 1 h
     ("TokenSync/SchedulerDeadLetterQueue", "AwsSolutions-SQS3"),  # it IS a dead-letter queue
     ("TokenSync/FailedRunsQueue", "AwsSolutions-SQS3"),  # it IS the on-failure destination
     ("TokenSync/RefresherRole", "AwsSolutions-IAM5[Resource::*]"),  # X-Ray has no resource-level perms
+}
+#: One more per configured operator role: ListSecrets (names only) has no resource-level permissions.
+OPERATOR_ACKNOWLEDGMENTS = {
+    ("Operator0", "AwsSolutions-IAM5[Resource::*]"),
+    ("Operator1", "AwsSolutions-IAM5[Resource::*]"),
 }
 
 
@@ -51,8 +56,10 @@ def test_acknowledgments_are_few_known_and_explained(deployment: Deployment) -> 
     for path, rule, reason in found:
         print(f"  {rule} on {path}: {reason}")
         assert len(reason) >= MIN_REASON_LENGTH
-    assert len(found) == len(EXPECTED_ACKNOWLEDGMENTS) == 4
-    assert {(path.split("/", 1)[1], rule) for path, rule, _ in found} == EXPECTED_ACKNOWLEDGMENTS
+    assert len(found) == len(EXPECTED_ACKNOWLEDGMENTS | OPERATOR_ACKNOWLEDGMENTS) == 6
+    assert {(path.split("/", 1)[1], rule) for path, rule, _ in found} == (
+        EXPECTED_ACKNOWLEDGMENTS | OPERATOR_ACKNOWLEDGMENTS
+    )
     # None on the sample consumer stack: its role and function pass every rule as they are.
     assert not [path for path, _, _ in found if path.startswith(deployment.consumer_stack.stack_name)]
 
@@ -72,11 +79,21 @@ def test_vpc_variant_is_clean_and_its_wildcard_reason_says_why(tmp_path: Path) -
         return ZohoTokenSyncProps(connections=[Connection("crm-eu", "eu")], vpc=vpc)
 
     _, sync, template = synth_sync(tmp_path, props, nag=True)
-    function = template["Resources"][logical_id_by_path(template, "AWS::Lambda::Function", "TokenSyncRefresher")]
+    function = template["Resources"][
+        logical_id_by_path(template, "AWS::Lambda::Function", "TokenSyncRefresher")
+    ]
     assert "VpcConfig" in function["Properties"]
-    group = template["Resources"][logical_id_by_path(template, "AWS::EC2::SecurityGroup", "RefresherSecurityGroup")]
+    group = template["Resources"][
+        logical_id_by_path(template, "AWS::EC2::SecurityGroup", "RefresherSecurityGroup")
+    ]
     assert group["Properties"]["SecurityGroupEgress"] == [
-        {"CidrIp": "0.0.0.0/0", "Description": "HTTPS to Zoho and AWS APIs", "FromPort": 443, "IpProtocol": "tcp", "ToPort": 443}
+        {
+            "CidrIp": "0.0.0.0/0",
+            "Description": "HTTPS to Zoho and AWS APIs",
+            "FromPort": 443,
+            "IpProtocol": "tcp",
+            "ToPort": 443,
+        }
     ]
     assert "SecurityGroupIngress" not in group["Properties"]
     ((_, rule, reason),) = acknowledgments(sync.function.role)  # type: ignore[arg-type]
@@ -97,3 +114,16 @@ def test_existing_key_variant_is_clean_and_creates_no_key(tmp_path: Path) -> Non
     assert sync.key.key_arn == arn
     for secret in resources(template, "AWS::SecretsManager::Secret").values():
         assert secret["Properties"]["KmsKeyId"] == arn
+
+
+def test_default_app_has_exactly_the_four_construct_acknowledgments(tmp_path: Path) -> None:
+    from cdk_app.app import build
+    from cdk_app.config import load_config
+    from tests.infrastructure.conftest import new_app
+
+    app = new_app(tmp_path, bundle=False)
+    build(app, load_config(lambda key: None))  # cdk_app/config.json, as `cdk synth` without -c
+    app.synth()
+    found = acknowledgments(app)
+    assert {(path.split("/", 1)[1], rule) for path, rule, _ in found} == EXPECTED_ACKNOWLEDGMENTS
+    assert len(found) == 4

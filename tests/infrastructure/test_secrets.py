@@ -45,6 +45,9 @@ def test_two_secrets_per_connection_with_exact_names_the_cmk_and_retain(deployme
         assert secret["DeletionPolicy"] == "Retain"
         assert secret["UpdateReplacePolicy"] == "Retain"
         assert "GenerateSecretString" not in secret["Properties"]
+        assert {"Key": "zoho-token-sync:service", "Value": "zoho-token-sync-test"} in secret["Properties"][
+            "Tags"
+        ]
         assert "ReplicaRegions" not in secret["Properties"]
     # Secrets Manager's own rotation is not used (4 h minimum vs 1 h Zoho tokens).
     assert not resources(t, "AWS::SecretsManager::RotationSchedule")
