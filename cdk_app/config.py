@@ -45,7 +45,7 @@ from typing import Any, Final
 from cdk_app.connections import ConfigurationError, Connection, check_unique, parse_connections
 
 DEFAULT_CONFIG_FILE: Final = Path(__file__).with_name("config.json")
-_ROLE: Final = re.compile(r"^(arn:aws[a-z-]*:iam::\d{12}:role/([\w+=,.@-]+/)*)?[\w+=,.@-]{1,64}$")
+_ROLE: Final = re.compile(r"(arn:aws[a-z-]*:iam::\d{12}:role/([\w+=,.@-]+/)*)?[\w+=,.@-]{1,64}")
 #: Log retention periods CloudWatch Logs offers (days) that make sense for an audit trail.
 RETENTION_DAYS: Final = (
     30,
@@ -99,7 +99,7 @@ class AppConfig:
                 f"use one of {', '.join(map(str, RETENTION_DAYS))}"
             )
         for role in self.operator_roles:
-            if not _ROLE.match(role):
+            if not _ROLE.fullmatch(role):
                 raise ConfigurationError(
                     f"operator_roles: {role!r} is neither an IAM role name nor a role ARN "
                     "(arn:aws:iam::123456789012:role/name)"

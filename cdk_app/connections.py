@@ -15,11 +15,11 @@ from typing import Final
 #: Zoho data-center codes the refresher knows (``lambda_refresh.zoho.DATA_CENTERS``).
 DATA_CENTER_CODES: Final = ("us", "eu", "in", "au", "jp", "cn", "ca", "sa", "uk", "ae")
 #: The contract's connection-name rule; it keeps secret names, metric dimensions and env values simple.
-CONNECTION_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+CONNECTION_NAME: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 MAX_CONNECTION_NAME_LENGTH: Final = 63
 #: A Zoho API path used as the health probe: one leading '/', printable ASCII, no spaces, bounded (the
 #: refresher appends it to the api_domain Zoho returned; '//' would make it a different host).
-_PROBE_PATH: Final = re.compile(r"^/(?!/)[!-~]{0,199}$")
+_PROBE_PATH: Final = re.compile(r"/(?!/)[!-~]{0,199}")
 
 
 class ConfigurationError(ValueError):
@@ -50,7 +50,7 @@ class Connection:
                 f"connection {self.name!r}: unknown Zoho data center {self.dc!r}; "
                 f"use one of: {', '.join(DATA_CENTER_CODES)}"
             )
-        if self.health_probe_path is not None and not _PROBE_PATH.match(self.health_probe_path):
+        if self.health_probe_path is not None and not _PROBE_PATH.fullmatch(self.health_probe_path):
             raise ConfigurationError(
                 f"connection {self.name!r}: health_probe_path must be an API path starting with one '/', "
                 f"printable ASCII without spaces, at most 200 characters (got {self.health_probe_path!r})"
@@ -59,7 +59,7 @@ class Connection:
 
 def validate_connection_name(name: str) -> str:
     """Return ``name`` if it is a valid connection name, else raise :class:`ConfigurationError`."""
-    if not isinstance(name, str) or not CONNECTION_NAME.match(name):
+    if not isinstance(name, str) or not CONNECTION_NAME.fullmatch(name):
         raise ConfigurationError(
             f"invalid connection name {name!r}: use 1-63 characters, lowercase letters, digits and '-', "
             "starting with a letter or digit (e.g. crm-eu)"

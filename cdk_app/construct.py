@@ -73,13 +73,13 @@ from cdk_app.limits import (
     environment_size,
 )
 from cdk_app.nag import REDUNDANT_ROLE_DEPENDENCY, acknowledge, cfn_lint_ignore
-from lambda_refresh import telemetry
+from lambda_refresh import models, telemetry
 from lambda_refresh.telemetry import AlarmRule
 
 #: Characters Secrets Manager allows in secret names (the prefix becomes part of them).
-_SECRET_PREFIX: Final = re.compile(r"^[A-Za-z0-9/_+=.@-]+$")
+_SECRET_PREFIX: Final = re.compile(r"[A-Za-z0-9/_+=.@-]+")
 #: Used in alarm and dashboard names, the ``service`` metric dimension and Powertools' logs.
-_SERVICE_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_SERVICE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _EMAIL: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 #: The refresher must finish well inside one tick; Zoho calls time out after 10 s and are retried a
@@ -119,39 +119,21 @@ def credentials_placeholder(connection: str) -> str:
     correcting a DC in the config must not wipe a bootstrapped secret. ``test_secrets.py`` pins the
     exact string; never change it.
     """
-    return json.dumps(
-        {"schema": 1, "bootstrapped": False, "connection": connection},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    return models.credentials_placeholder(connection)
 
 
 def access_token_initial_value(connection: Connection) -> str:
     """The template value of an access-token secret: ``status: pending`` until the first refresh.
 
     Same stability rule as :func:`credentials_placeholder`: the refresher's writes survive every
-    redeploy because this value never changes for a given connection. It declares the DC (``zoho-token
-    bootstrap`` warns when it bootstraps another one), so correcting a connection's DC in the config
-    resets this secret to ``pending``; the refresher then refreshes it from the kept credentials at the
-    next tick.
+    redeploy because this value never changes for a connection. It carries no DC either: a template
+    value that changed with the DC would let a config correction overwrite a live token with
+    ``pending``. The bootstrap and the refresher record the DC.
+
+    The ``connection`` argument is kept so every placeholder is built the same way.
     """
-    return json.dumps(
-        {
-            "schema": 1,
-            "access_token": None,
-            "token_type": "Zoho-oauthtoken",
-            "api_domain": None,
-            "dc": connection.dc,
-            "scope": None,
-            "expires_at": None,
-            "refreshed_at": None,
-            "status": "pending",
-            "error": None,
-            "credentials_version": None,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    del connection  # the value is the same for every connection, by design
+    return models.initial_access_token()
 
 
 @dataclass(frozen=True)
@@ -233,12 +215,12 @@ def validate_props(props: ZohoTokenSyncProps) -> None:
             raise ConfigurationError(f"connections must be Connection objects, got {connection!r}")
     check_unique(connections)
     prefix = props.secret_prefix
-    if not (0 < len(prefix) <= MAX_PREFIX_LENGTH) or not _SECRET_PREFIX.match(prefix):
+    if not (0 < len(prefix) <= MAX_PREFIX_LENGTH) or not _SECRET_PREFIX.fullmatch(prefix):
         raise ConfigurationError(
             f"secret_prefix {prefix!r}: use 1-{MAX_PREFIX_LENGTH} characters of A-Z a-z 0-9 / _ + = . @ -"
             " (e.g. zoho/)"
         )
-    if not _SERVICE_NAME.match(props.service_name):
+    if not _SERVICE_NAME.fullmatch(props.service_name):
         raise ConfigurationError(
             f"service_name {props.service_name!r}: use 1-64 characters of A-Z a-z 0-9 _ -, starting with "
             "a letter or digit"
@@ -411,7 +393,8 @@ class ZohoTokenSync(Construct):
         grant = grant.combine(
             iam.Grant.add_to_principal(
                 grantee=grantee,
-                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                # PutSecretValue encrypts through GenerateDataKey; kms:Encrypt is never used.
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resource_arns=[self.key.key_arn],
                 conditions={"StringEquals": {"kms:ViaService": _secretsmanager_endpoint()}},
             )

@@ -334,11 +334,18 @@ class RefreshRequest:
         connection = event.get("connection")
         force = event.get("force", False)
         digest = event.get("invalid_token_sha256")
-        if connection is not None:
-            try:
-                validate_connection_name(connection)
-            except ValueError as err:
-                raise InvalidEventError(str(err)) from None
+        if connection is not None and (
+            not isinstance(connection, str) or not CONNECTION_NAME_PATTERN.fullmatch(connection)
+        ):
+            # Not echoed: a confused caller might have put a token where the name belongs.
+            shape = (
+                f"a string of {len(connection)} characters"
+                if isinstance(connection, str)
+                else type(connection).__name__
+            )
+            raise InvalidEventError(
+                f"'connection' must be a connection name (1-63 of a-z, 0-9, '-'), got {shape}"
+            )
         if not isinstance(force, bool):
             raise InvalidEventError("'force' must be true or false")
         if digest is not None:
@@ -374,3 +381,37 @@ class ConnectionResult:
             "expires_at": format_time(self.expires_at) if self.expires_at else None,
             "error": self.error.to_json() if self.error else None,
         }
+
+
+def credentials_placeholder(connection: str) -> str:
+    """What a deployment puts in a credentials secret until ``zoho-token bootstrap`` replaces it.
+
+    Byte-for-byte stable (sorted keys, no timestamps, not even the DC): CloudFormation rewrites a
+    secret only when its template value changes, so a stable value means a redeploy never puts the
+    placeholder back over bootstrapped credentials.
+    """
+    return json.dumps(
+        {"schema": 1, "bootstrapped": False, "connection": connection}, sort_keys=True, separators=(",", ":")
+    )
+
+
+def initial_access_token() -> str:
+    """What a deployment puts in an access-token secret: ``pending``, the same for every connection
+    (stable for the same reason; the DC is recorded by the bootstrap and the refresher)."""
+    return json.dumps(
+        {
+            "schema": 1,
+            "access_token": None,
+            "token_type": TOKEN_TYPE,
+            "api_domain": None,
+            "dc": None,
+            "scope": None,
+            "expires_at": None,
+            "refreshed_at": None,
+            "status": Status.PENDING.value,
+            "error": None,
+            "credentials_version": None,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )

@@ -54,6 +54,10 @@ def audit(event: AuditEvent) -> None:
     logger.info("audit", extra=event.to_json())
 
 
+def _unknown_connection(result: ConnectionResult) -> bool:
+    return result.error is not None and result.error.code == "unknown_connection"
+
+
 def emit_run_metrics(results: Iterable[ConnectionResult], now: datetime) -> None:
     """Fleet-wide figures (for alarms) and seconds-until-expiry per connection (for the dashboard)."""
     results = list(results)
@@ -65,14 +69,23 @@ def emit_run_metrics(results: Iterable[ConnectionResult], now: datetime) -> None
         value=sum(r.outcome is Outcome.REFRESHED for r in results),
     )
     count(name=REFRESH_FAILED, unit=MetricUnit.Count, value=sum(r.outcome is Outcome.FAILED for r in results))
-    needing_action = sum(r.status in (Status.REVOKED, Status.MISCONFIGURED) for r in results) + sum(
-        r.status is None and r.outcome is Outcome.MISCONFIGURED for r in results
+    parked = (Status.REVOKED, Status.MISCONFIGURED)
+    # A missing secret has no status to record, but needs a human just the same; a request naming a
+    # connection this function does not manage is the caller's mistake, not a connection's.
+    needing_action = sum(
+        r.status in parked
+        or (r.status is None and r.outcome is Outcome.MISCONFIGURED and not _unknown_connection(r))
+        for r in results
     )
     count(name=CONNECTIONS_NEEDING_ACTION, unit=MetricUnit.Count, value=needing_action)
     count(name=HEALTH_PROBE_FAILED, unit=MetricUnit.Count, value=sum(r.probe == "rejected" for r in results))
 
+    # Parked connections keep their dead token's expiry; counting them would hold the nearly-expired
+    # alarm on and hide a real expiry elsewhere (they have their own alarm).
     remaining = {
-        r.connection: (r.expires_at - now).total_seconds() for r in results if r.expires_at is not None
+        r.connection: (r.expires_at - now).total_seconds()
+        for r in results
+        if r.expires_at is not None and r.status not in parked
     }
     if remaining:
         count(name=MIN_SECONDS_UNTIL_EXPIRY, unit=MetricUnit.Seconds, value=max(0.0, min(remaining.values())))

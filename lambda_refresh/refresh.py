@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -46,6 +47,7 @@ from lambda_refresh.zoho import (
     DATA_CENTERS,
     LOCAL_DC,
     RATE_LIMIT_BACKOFF,
+    TRANSIENT_CODES,
     AccountsUrlNotAllowedError,
     ErrorClass,
     HttpPolicy,
@@ -61,8 +63,12 @@ ZOHO_MINT_WINDOW: Final = timedelta(minutes=10)
 ZOHO_MINT_LIMIT: Final = 10
 #: After a failed attempt, a forced refresh in the same container waits this long (consumer stampedes).
 FAILED_ATTEMPT_COOLDOWN: Final = timedelta(seconds=60)
-#: A fresh token is probed at most this often (a new token is always probed).
-PROBE_INTERVAL: Final = timedelta(hours=1)
+#: A tick that fires this much before a back-off ends still counts as after it: otherwise scheduling
+#: jitter could skip a whole tick and let a due token expire.
+SCHEDULE_TOLERANCE: Final = timedelta(seconds=30)
+#: A new token is always probed; a fresh one again once it is this old (once per lifetime, about).
+PROBE_AGE: Final = timedelta(minutes=30)
+PROBE_REJECTED: Final = "token_rejected_by_api"
 #: Connections are not started when less than this is left of the invocation.
 DEADLINE_RESERVE_SECONDS: Final = 15.0
 
@@ -199,6 +205,12 @@ class _Attempt:
     name: str
     force: bool
     zoho_calls: int = 0
+    #: The first token request is already counted in the stored budget (see ``Refresher._claim``).
+    claimed: bool = False
+
+    def uncounted(self, requests_sent: int) -> int:
+        """Token requests still to add to the stored budget."""
+        return max(0, requests_sent - 1) if self.claimed else requests_sent
 
 
 def _utc_now() -> datetime:
@@ -297,7 +309,8 @@ class Refresher:
         self, name: str, *, force: bool = False, invalid_token_sha256: str | None = None
     ) -> ConnectionResult:
         """Apply the rules to one connection. Never raises for Zoho, AWS or data problems."""
-        attempt = _Attempt(name, force)
+        # A consumer's invalid-token report is a forced refresh as far as Zoho's budget is concerned.
+        attempt = _Attempt(name, force or invalid_token_sha256 is not None)
         try:
             result = self._refresh(attempt, invalid_token_sha256)
             if name in self.settings.health_probes and result.outcome in (Outcome.FRESH, Outcome.REFRESHED):
@@ -345,7 +358,7 @@ class Refresher:
             return self._unchanged(name, state, Outcome.FRESH if state.status is Status.OK else None)
 
         parked = state.status in (Status.REVOKED, Status.MISCONFIGURED)
-        if not parked and not self._is_due(state, now, attempt.force or invalid_token_sha256 is not None):
+        if not parked and not self._is_due(state, now, attempt.force):
             return self._unchanged(name, state, Outcome.FRESH)
 
         try:
@@ -389,6 +402,13 @@ class Refresher:
         if refused is not None:
             return refused
 
+        if attempt.force:
+            claimed = self._claim(attempt, current, now)
+            if isinstance(claimed, ConnectionResult):
+                return claimed
+            current = claimed
+            attempt.claimed = True
+
         creds = credentials.value
         try:
             client = self._client_for(creds)
@@ -419,7 +439,7 @@ class Refresher:
                 err.code,
                 err.message,
                 credentials_version=credentials.version_id,
-                mint_attempts=client.requests_sent,
+                mint_attempts=attempt.uncounted(client.requests_sent),
                 error_class=err.error_class.value,
                 # Exactly the block Zoho imposes, no jitter: one refresh token has one caller here, and any
                 # extra delay would skip the next 10-minute tick and let a due token expire.
@@ -433,35 +453,43 @@ class Refresher:
     # -- token health probe -------------------------------------------------------------------------------
 
     def _check_health(self, name: str, result: ConnectionResult) -> ConnectionResult:
-        """Probe a new token, or a fresh one at most hourly. A rejected stored token is replaced at once
-        (budget permitting); a rejected new token marks the connection failing, with the probe metric."""
+        """Probe a new token, and a fresh one once it is half an hour old (from the stored
+        ``refreshed_at``, so cold starts cannot multiply probes). A rejected fresh token is replaced at
+        once (budget permitting); a rejected new token is flagged, with the probe metric."""
         now = self._clock()
-        with self._lock:
-            last = self._last_probe.get(name)
-        if result.outcome is Outcome.FRESH and last is not None and now - last < PROBE_INTERVAL:
-            return result
-        verdict = self._probe(name)
+        state = self.store.read_access_token(name).value
+        if result.outcome is Outcome.FRESH:
+            already_flagged = state.error is not None and state.error.code == PROBE_REJECTED
+            young = state.refreshed_at is not None and now - state.refreshed_at < PROBE_AGE
+            with self._lock:
+                last = self._last_probe.get(name)
+            if already_flagged or young or (last is not None and now - last < PROBE_AGE):
+                return result
+        verdict = self._probe(name, state)
         if verdict is ProbeResult.REJECTED and result.outcome is Outcome.FRESH:
             retried = self._refresh(_Attempt(name, force=True), None)
             if retried.outcome is not Outcome.REFRESHED:
                 return replace(retried, probe=verdict.value)
             result = retried
-            verdict = self._probe(name)
+            state = self.store.read_access_token(name).value
+            verdict = self._probe(name, state)
         if verdict is ProbeResult.REJECTED:
-            current = self.store.read_access_token(name)
-            failed = self._record_failure(
+            # The token is what Zoho just issued, so it stays (status ok: the schedule keeps its normal
+            # cadence instead of refreshing every tick); the error and the probe metric tell a human.
+            flagged = self._record_failure(
                 _Attempt(name, False),
-                current,
-                Status.FAILING,
-                "token_rejected_by_api",
-                "Zoho's API rejects a token Zoho just issued: check the connection's DC, api_domain and scopes",
+                self.store.read_access_token(name),
+                Status.OK,
+                PROBE_REJECTED,
+                "Zoho's API rejects a token Zoho just issued: check the connection's DC, api_domain, "
+                "scopes and the health probe path",
+                outcome=result.outcome,
                 error_class="api_rejected",
             )
-            return replace(failed, probe=verdict.value)
+            return replace(flagged, probe=verdict.value)
         return replace(result, probe=verdict.value)
 
-    def _probe(self, name: str) -> ProbeResult:
-        state = self.store.read_access_token(name).value
+    def _probe(self, name: str, state: AccessTokenState) -> ProbeResult:
         if state.access_token is None or state.api_domain is None:
             return ProbeResult.INCONCLUSIVE
         try:
@@ -492,7 +520,18 @@ class Refresher:
     def _guard(self, attempt: _Attempt, state: AccessTokenState, now: datetime) -> ConnectionResult | None:
         """Refuse a Zoho call that would exceed the budget or ignore a back-off; say why."""
         name = attempt.name
-        if state.retry_not_before is not None and now < state.retry_not_before:
+        if attempt.force and state.status is Status.FAILING:
+            # The schedule retries a failing connection every tick; forced refreshes (consumers, the CLI)
+            # on top would only add calls to a Zoho that is failing or throttling us.
+            return self._skipped(
+                name,
+                state,
+                "refresh_failing",
+                "the last refresh failed and the schedule retries every tick; a forced refresh now would "
+                "only add calls to Zoho",
+                now,
+            )
+        if state.retry_not_before is not None and now < state.retry_not_before - SCHEDULE_TOLERANCE:
             return self._skipped(
                 name,
                 state,
@@ -523,6 +562,47 @@ class Refresher:
                 now,
             )
         return None
+
+    def _claim(
+        self, attempt: _Attempt, current: Versioned[AccessTokenState], now: datetime
+    ) -> Versioned[AccessTokenState] | ConnectionResult:
+        """Record the coming token request before sending it (compare-and-swap), so concurrent forced
+        refreshes of one connection — consumers stampeding several refresher instances, or the CLI —
+        make one Zoho call between them, and the budget counts it even if this process then dies."""
+        state = current.value
+        # A random id makes every claim's content unique: an identical write from the same base would be
+        # accepted by Secrets Manager as an idempotent retry, letting two claimants through.
+        claimed = state.with_changes(
+            recent_mints=(*self._recent_mints(state, now), now),
+            extra={**state.extra, "refresh_claim": str(uuid.uuid4())},
+        )
+        try:
+            version = self.store.write_access_token(attempt.name, claimed, base=current)
+        except ConcurrentWriteError:
+            theirs = self.store.read_access_token(attempt.name).value
+            if theirs.access_token != state.access_token:
+                return self._unchanged(attempt.name, theirs, None)
+            return self._skipped(
+                attempt.name,
+                theirs,
+                "refresh_in_progress",
+                "another refresh of this connection is under way",
+                now,
+            )
+        return Versioned(claimed, version, claimed.to_secret_string())
+
+    @staticmethod
+    def _keep_theirs(theirs: AccessTokenState, credentials_version: str, expires_at: datetime) -> bool:
+        """After losing a compare-and-swap: is the other writer's state at least as right as ours?"""
+        if theirs.credentials_version != credentials_version:
+            return True  # a bootstrap (new credentials) or a revoke wrote after we read
+        if theirs.status in (Status.REVOKED, Status.MISCONFIGURED):
+            return True  # parked by an operator or by Zoho's answer to another run: never undo that
+        return (
+            theirs.expires_at is not None
+            and theirs.access_token is not None
+            and theirs.expires_at >= expires_at
+        )
 
     def _client_for(self, creds: Credentials) -> ZohoAccountsClient:
         client = self._client_factory(creds.accounts_url)
@@ -583,7 +663,7 @@ class Refresher:
             status=Status.OK,
             error=None,
             credentials_version=credentials_version,
-            recent_mints=self._recent_mints(state, now) + (now,) * max(1, requests_sent),
+            recent_mints=self._recent_mints(state, now) + (now,) * attempt.uncounted(max(1, requests_sent)),
             retry_not_before=None,
         )
         base = current
@@ -596,21 +676,8 @@ class Refresher:
                 # it is at least as good as ours; otherwise write ours on top of their version.
                 base = self.store.read_access_token(attempt.name)
                 theirs = base.value
-                if (
-                    theirs.status is Status.OK
-                    and theirs.expires_at is not None
-                    and (
-                        theirs.expires_at >= grant.expires_at
-                        or theirs.credentials_version != credentials_version
-                    )
-                ):
-                    return ConnectionResult(
-                        attempt.name,
-                        Outcome.FRESH,
-                        expires_at=theirs.expires_at,
-                        status=theirs.status,
-                        zoho_calls=attempt.zoho_calls,
-                    )
+                if self._keep_theirs(theirs, credentials_version, grant.expires_at):
+                    return replace(self._unchanged(attempt.name, theirs, None), zoho_calls=attempt.zoho_calls)
                 new_state = new_state.with_changes(
                     recent_mints=self._recent_mints(theirs, now) + (now,) * max(1, requests_sent)
                 )
@@ -668,7 +735,19 @@ class Refresher:
             outcome = {Status.REVOKED: Outcome.REVOKED, Status.MISCONFIGURED: Outcome.MISCONFIGURED}.get(
                 status, Outcome.FAILED
             )
-        same_error = state.error is not None and state.error.code == code
+        # One outage can answer timeout, then 503, then a reset: for a connection already failing with a
+        # transient error, another transient code is the same incident and not worth a write.
+        same_error = state.error is not None and (
+            state.error.code == code
+            or (
+                status is Status.FAILING
+                and state.status is Status.FAILING
+                and state.error.code in TRANSIENT_CODES
+                and code in TRANSIENT_CODES
+            )
+        )
+        if same_error and state.error is not None:
+            code, message = state.error.code, state.error.message
         error = ErrorInfo(code, message, state.error.since if same_error and state.error else now)
         changed = state.status is not status or not same_error
         if changed:

@@ -16,6 +16,7 @@ TICK_SECONDS: Final = 600
 
 # Fleet-wide metrics: dimension ``service`` only.
 CONNECTIONS_CHECKED: Final = "ConnectionsChecked"
+INVALID_EVENTS: Final = "InvalidEvents"
 REFRESH_SUCCEEDED: Final = "RefreshSucceeded"
 REFRESH_FAILED: Final = "RefreshFailed"
 CONNECTIONS_NEEDING_ACTION: Final = "ConnectionsNeedingAction"

@@ -142,8 +142,21 @@ class ZohoError(Exception):
 
 
 RATE_LIMIT_BACKOFF: Final = timedelta(minutes=10)
+#: Codes of the TRANSIENT class: one incident may show several of them.
+TRANSIENT_CODES: Final = frozenset(
+    {
+        "zoho_unavailable",
+        "malformed_response",
+        "timeout",
+        "connection_error",
+        "unexpected_redirect",
+        "unknown_error",
+    }
+)
 _PLAIN_CODE = re.compile(r"[A-Za-z][A-Za-z_ ]{0,39}")
 _RATE_LIMIT_HINTS = ("too many requests", "throttle", "try again after")
+#: What Zoho's revoke endpoint answers (HTTP 400) for a token it does not know.
+_INVALID_TOKEN_ERRORS: Final = frozenset({"invalid_token", "invalid_code"})
 
 
 def _rate_limited(grant: str) -> ZohoError:
@@ -433,20 +446,31 @@ class ZohoAccountsClient:
         )
 
     def revoke_refresh_token(self, refresh_token: str) -> bool:
-        """Revoke at Zoho. True when Zoho confirmed, False when it said the token was already invalid."""
+        """Revoke at Zoho. True when Zoho confirmed, False when Zoho said the token was already invalid.
+
+        Anything else raises :class:`ZohoError`: a throttle answer is RATE_LIMITED, and any answer that
+        is neither a confirmation nor an explicit invalid-token reply is TRANSIENT ("not confirmed"), so
+        a caller never reports a revocation that did not happen.
+        """
         response = self._post("/oauth/v2/token/revoke", {"token": refresh_token})
         try:
             body = response.json()
         except ValueError:
             body = None
-        if isinstance(body, dict) and body.get("status") == "success":
+        body = body if isinstance(body, dict) else {}
+        error = str(body.get("error") or "").strip().lower()
+        description = str(body.get("error_description") or "").lower()
+        if body.get("status") == "success" and not error:
             return True
-        if response.status_code == 400 or (isinstance(body, dict) and body.get("error")):
+        if error in ("access denied", "access_denied") or any(h in description for h in _RATE_LIMIT_HINTS):
+            raise _rate_limited("revocation")
+        if response.status_code == 400 and error in _INVALID_TOKEN_ERRORS:
             return False
         raise ZohoError(
             ErrorClass.TRANSIENT,
-            "zoho_unavailable",
-            f"Zoho's revoke endpoint answered HTTP {response.status_code}; try again later.",
+            "revoke_not_confirmed",
+            f"Zoho's revoke endpoint answered HTTP {response.status_code} without confirming; the token may "
+            "still be valid. Try again in a few minutes.",
         )
 
     def _token_call(self, grant: str, form: dict[str, str], *, retry: bool) -> TokenGrant:

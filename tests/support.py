@@ -11,7 +11,7 @@ import requests
 from lambda_refresh.models import AccessTokenState, Credentials, Status
 from lambda_refresh.zoho import ZohoAccountsClient
 from tests import leakguard
-from zoho_token.local import MotoServer, create_deployed_secrets, free_port, placeholder_credentials
+from zoho_token.local import MotoServer, create_deployed_secrets, free_port
 
 
 @dataclass
@@ -88,6 +88,5 @@ __all__ = [
     "Status",
     "create_deployed_secrets",
     "free_port",
-    "placeholder_credentials",
     "seed_connection",
 ]

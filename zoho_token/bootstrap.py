@@ -985,10 +985,6 @@ def run_revoke(options: RevokeOptions, out: Output, env: Mapping[str, str]) -> i
         raise usage_error(str(err)) from None
     prefix = resolve_prefix(options.prefix, env)
     allow_local = allow_local_accounts(env)
-    if not options.yes and not stdin_is_interactive():
-        raise usage_error(
-            "refusing to revoke without confirmation: pass --yes when not running in a terminal"
-        )
     aws = aws_session(options.region, env)
     with out.spinner(f"Reading connection {name}…"):
         caller = caller_arn(aws)
@@ -1003,7 +999,8 @@ def run_revoke(options: RevokeOptions, out: Output, env: Mapping[str, str]) -> i
             f"secret {store.credentials_name(name)} names an accounts URL that is not allowed ({err}); nothing "
             "was sent. Revoke the token in Zoho (Accounts > Security > Connected Apps)."
         ) from None
-    if not options.yes:
+    # A person at a terminal confirms; a script (no terminal) runs the contract's plain command.
+    if not options.yes and stdin_is_interactive():
         answer = prompt_line(
             f"Revoke refresh token {fp} of connection {name} at Zoho ({creds.accounts_url})? Every access "
             "token made from it stops working now and the connection stays down until bootstrapped again. "

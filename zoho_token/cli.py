@@ -160,7 +160,7 @@ AWS identity). The refresher then leaves the connection alone until it is bootst
 
 example:
   zoho-token revoke --connection crm-eu          # asks you to type the name to confirm
-  zoho-token revoke --connection crm-eu --yes    # in scripts
+  zoho-token revoke --connection crm-eu --yes    # no question (scripts never get one)
 """
 _DEMO_EPILOG = """\
 example:
@@ -260,7 +260,7 @@ def build_parser(*, with_demo: bool = True) -> argparse.ArgumentParser:
     revoke = add("revoke", "revoke the refresh token at Zoho and mark the connection revoked", _REVOKE_EPILOG)
     revoke.add_argument("--connection", required=True, metavar="NAME", help="connection name")
     revoke.add_argument(
-        "--yes", action="store_true", help="do not ask for confirmation (required without a terminal)"
+        "--yes", action="store_true", help="do not ask for confirmation (it is asked only at a terminal)"
     )
     _common(revoke, json_help="print the result as JSON")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import time
@@ -11,7 +10,7 @@ from typing import Any
 
 import requests
 
-from lambda_refresh.models import AccessTokenState
+from lambda_refresh.models import credentials_placeholder, initial_access_token
 
 
 def free_port() -> int:
@@ -66,20 +65,13 @@ class MotoServer:
         self.stop()
 
 
-def placeholder_credentials(name: str, dc: str) -> str:
-    """The credentials placeholder a deployment creates before the operator's bootstrap fills it."""
-    return json.dumps({"schema": 1, "bootstrapped": False, "connection": name, "dc": dc})
-
-
 def create_deployed_secrets(
     sm: Any, name: str, dc: str, *, prefix: str = "zoho/", kms_key_id: str | None = None
 ) -> None:
     """Create both secrets of a connection as the CDK construct does: placeholder credentials and a
-    pending access token (used by the demo and tests in place of ``cdk deploy``)."""
+    pending access token (used by the demo and tests in place of ``cdk deploy``). ``dc`` is the DC the
+    deployment config names; like the construct, nothing DC-specific is written before the bootstrap."""
+    del dc
     extra = {"KmsKeyId": kms_key_id} if kms_key_id else {}
-    sm.create_secret(
-        Name=f"{prefix}{name}/credentials", SecretString=placeholder_credentials(name, dc), **extra
-    )
-    sm.create_secret(
-        Name=f"{prefix}{name}/access-token", SecretString=AccessTokenState(dc=dc).to_secret_string(), **extra
-    )
+    sm.create_secret(Name=f"{prefix}{name}/credentials", SecretString=credentials_placeholder(name), **extra)
+    sm.create_secret(Name=f"{prefix}{name}/access-token", SecretString=initial_access_token(), **extra)

@@ -89,7 +89,7 @@ def test_refresh_uses_the_refresher_rules_and_reports_a_revoked_token(cli: Cli, 
     assert read_state(secretsmanager, "crm-eu").status is Status.REVOKED
 
 
-def test_revoke_asks_for_yes_then_revokes_at_zoho_and_records_who(cli: Cli, secretsmanager, zoho) -> None:
+def test_revoke_revokes_at_zoho_and_records_who(cli: Cli, secretsmanager, zoho) -> None:
     seeded = seed_connection(secretsmanager, zoho, "crm-eu")
     refresh_in_process(secretsmanager, "crm-eu")
     before = snapshot(secretsmanager, "crm-eu")
@@ -97,14 +97,11 @@ def test_revoke_asks_for_yes_then_revokes_at_zoho_and_records_who(cli: Cli, secr
     assert token is not None
     leakguard.register(token)
 
-    unconfirmed = cli("revoke", "--connection", "crm-eu")  # no terminal and no --yes
-
-    assert unconfirmed.code == 2
-    assert "--yes" in unconfirmed.stderr
     assert snapshot(secretsmanager, "crm-eu") == before
     assert zoho.is_refresh_token_valid(seeded.refresh_token)
 
-    result = cli("revoke", "--connection", "crm-eu", "--yes", "--json")
+    # The contract's form, from a script (no terminal): no prompt; at a terminal it asks unless --yes.
+    result = cli("revoke", "--connection", "crm-eu", "--json")
 
     assert result.code == 0, result.output
     assert not zoho.is_refresh_token_valid(seeded.refresh_token)

@@ -161,7 +161,7 @@ def test_grant_operate_covers_the_cli_and_nothing_more(deployment: Deployment) -
                 ],
                 all_secrets,
             ),
-            allow(["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], get_att(key), VIA_SECRETS_MANAGER),
+            allow(["kms:Decrypt", "kms:GenerateDataKey"], get_att(key), VIA_SECRETS_MANAGER),
             allow(["logs:FilterLogEvents", "logs:GetLogEvents"], get_att(log_group)),
         ]
     )

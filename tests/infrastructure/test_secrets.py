@@ -26,8 +26,8 @@ GOLDEN_CREDENTIALS = {
     "crm-eu": '{"bootstrapped":false,"connection":"crm-eu","schema":1}',
     "books-us": '{"bootstrapped":false,"connection":"books-us","schema":1}',
 }
-GOLDEN_ACCESS_TOKEN_EU = (
-    '{"access_token":null,"api_domain":null,"credentials_version":null,"dc":"eu","error":null,'
+GOLDEN_ACCESS_TOKEN = (
+    '{"access_token":null,"api_domain":null,"credentials_version":null,"dc":null,"error":null,'
     '"expires_at":null,"refreshed_at":null,"schema":1,"scope":null,"status":"pending",'
     '"token_type":"Zoho-oauthtoken"}'
 )
@@ -66,7 +66,7 @@ def test_initial_values_follow_the_contract(deployment: Deployment) -> None:
             "access_token": None,
             "token_type": "Zoho-oauthtoken",
             "api_domain": None,
-            "dc": connection.dc,
+            "dc": None,  # recorded by the bootstrap and the refresher, not the template
             "scope": None,
             "expires_at": None,
             "refreshed_at": None,
@@ -79,7 +79,9 @@ def test_initial_values_follow_the_contract(deployment: Deployment) -> None:
 def test_placeholders_are_pinned_forever() -> None:
     for name, value in GOLDEN_CREDENTIALS.items():
         assert credentials_placeholder(name) == value
-    assert access_token_initial_value(Connection("crm-eu", "eu")) == GOLDEN_ACCESS_TOKEN_EU
+    assert access_token_initial_value(Connection("crm-eu", "eu")) == GOLDEN_ACCESS_TOKEN
+    # Independent of the DC: correcting a DC in the config must not reset a live token to pending.
+    assert access_token_initial_value(Connection("crm-eu", "us")) == GOLDEN_ACCESS_TOKEN
 
 
 def test_a_redeploy_with_other_props_or_order_keeps_every_secret_value(tmp_path: Path) -> None:
@@ -109,10 +111,13 @@ def test_a_redeploy_with_other_props_or_order_keeps_every_secret_value(tmp_path:
         }
 
     a, b, c = values(first, "a"), values(second, "b"), values(dc_fixed, "c")
-    for name in ("zoho/crm-eu/credentials", "zoho/books-us/credentials", "zoho/books-us/access-token"):
+    for name in (
+        "zoho/crm-eu/credentials",
+        "zoho/books-us/credentials",
+        "zoho/books-us/access-token",
+        # A DC correction in the config keeps the live token too: the credentials decide the DC.
+        "zoho/crm-eu/access-token",
+    ):
         assert a[name] == b[name] == c[name]
-    assert a["zoho/crm-eu/access-token"] == b["zoho/crm-eu/access-token"]
     for name, golden in GOLDEN_CREDENTIALS.items():
         assert a[f"zoho/{name}/credentials"] == golden
-    # Only a DC change resets that connection's access token to pending (its old token is for the old DC).
-    assert a["zoho/crm-eu/access-token"] != c["zoho/crm-eu/access-token"]

@@ -411,7 +411,8 @@ def test_concurrent_invocations_keep_a_working_token(secretsmanager, zoho, invok
         t.join()
 
     assert "refreshed" in results
-    assert set(results) <= {"refreshed", "fresh"}
+    # Losers see the winner's token ("fresh") or its claim ("skipped": refresh in progress).
+    assert set(results) <= {"refreshed", "fresh", "skipped"}
     state = read_state(secretsmanager, "crm-eu")
     assert state.status is Status.OK
     assert api_accepts(zoho, state)
@@ -494,17 +495,19 @@ def test_health_probe_catches_a_revocation_before_consumers_do(
     assert fleet["ConnectionsNeedingAction"] == [1.0]
 
 
-def test_health_probe_runs_at_most_hourly_on_a_fresh_token(secretsmanager, zoho, zoho_clock, invoke) -> None:
+def test_health_probe_checks_a_fresh_token_once_at_half_life(
+    secretsmanager, zoho, zoho_clock, invoke
+) -> None:
     seed_connection(secretsmanager, zoho, "crm-eu")
     invoke(ZOHO_HEALTH_PROBES=PROBE)
-    refresher = service.get_refresher()
-    for _ in range(4):
+    assert zoho.stats.api_calls == 1  # the new token
+    warm = service.get_refresher()
+    calls = []
+    for _ in range(4):  # ticks at 10, 20, 30, 40 minutes of the token's life, in a warm container
         zoho_clock.advance(600)
-        refresher.refresh_connection("crm-eu")
-    assert zoho.stats.api_calls == 1
-    zoho_clock.advance(1300)  # past the hour since the probe, token due as well
-    refresher.refresh_connection("crm-eu")
-    assert zoho.stats.api_calls == 2
+        warm.refresh_connection("crm-eu")
+        calls.append(zoho.stats.api_calls)
+    assert calls == [1, 1, 2, 2]  # once it is 30 minutes old, not again
 
 
 def test_probe_replaces_a_token_evicted_by_someone_else(secretsmanager, zoho, zoho_clock, invoke) -> None:
@@ -523,8 +526,150 @@ def test_probe_replaces_a_token_evicted_by_someone_else(secretsmanager, zoho, zo
         leakguard.register(grant.access_token)
     assert stored.access_token is not None
     assert not zoho.is_access_token_valid(stored.access_token)
+    zoho_clock.advance(1800)  # the stored token is now old enough for its mid-life probe
 
     result = outcome(invoke(ZOHO_HEALTH_PROBES=PROBE))
 
     assert result["outcome"] == "refreshed"
     assert api_accepts(zoho, read_state(secretsmanager, "crm-eu"))
+
+
+def test_forced_refreshes_wait_for_the_schedule_while_zoho_fails(
+    secretsmanager, zoho, zoho_clock, invoke
+) -> None:
+    seed_connection(secretsmanager, zoho, "crm-eu")
+    invoke()
+    stale = read_state(secretsmanager, "crm-eu")
+    assert stale.access_token is not None
+    zoho_clock.advance(3600 - 600)
+    zoho.inject(Fault.RATE_LIMIT, count=None)
+    assert outcome(invoke())["error"]["code"] == "rate_limited"
+    zoho_clock.advance(660)  # the back-off is over, but the connection is still failing
+    calls = zoho.stats.faults_served
+
+    forced = [
+        {"connection": "crm-eu", "force": True},
+        {"connection": "crm-eu", "invalid_token_sha256": sha256_hex(stale.access_token)},
+    ]
+    for event in forced * 3:
+        result = outcome(invoke(event))
+        assert result["outcome"] == "skipped"
+        assert result["error"]["code"] == "refresh_failing"
+    assert zoho.stats.faults_served == calls  # only the schedule may call a failing Zoho
+
+
+def test_flapping_transient_errors_write_once(secretsmanager, zoho, zoho_clock, invoke) -> None:
+    seed_connection(secretsmanager, zoho, "crm-eu")
+    invoke()
+    zoho_clock.advance(3600 - 600)
+    versions = access_token_versions(secretsmanager, "crm-eu")
+    for fault in (Fault.HTML_503, Fault.MALFORMED_JSON, Fault.HTTP_500, Fault.CONNECTION_RESET):
+        zoho.clear_faults()
+        zoho.inject(fault, count=None)
+        assert outcome(invoke())["outcome"] == "failed"
+        zoho_clock.advance(60)
+    assert access_token_versions(secretsmanager, "crm-eu") == versions + 1
+    error = read_state(secretsmanager, "crm-eu").error
+    assert error is not None
+    assert error.code == "zoho_unavailable"  # the incident's first code
+
+
+def test_a_refresh_never_undoes_an_operator_revoke(secretsmanager, zoho, zoho_clock, invoke) -> None:
+    """The operator's revoke lands while a scheduled refresh is waiting on Zoho: the refresh loses."""
+    from lambda_refresh.store import SecretStore
+
+    seed_connection(secretsmanager, zoho, "crm-eu")
+    invoke()
+    zoho_clock.advance(3600 - 600)
+    refresher = service.get_refresher()
+    operator = SecretStore(secretsmanager)
+    revoked_once = False
+
+    def operator_revokes_first(**_kwargs: Any) -> None:
+        nonlocal revoked_once
+        if not revoked_once:
+            revoked_once = True
+            current = operator.read_access_token("crm-eu")
+            operator.write_access_token(
+                "crm-eu",
+                current.value.with_changes(status=Status.REVOKED, access_token=None, expires_at=None),
+                base=current,
+            )
+
+    client = refresher.store._client
+    client.meta.events.register("before-call.secrets-manager.PutSecretValue", operator_revokes_first)
+    try:
+        result = refresher.refresh_connection("crm-eu")
+    finally:
+        client.meta.events.unregister("before-call.secrets-manager.PutSecretValue", operator_revokes_first)
+
+    assert revoked_once
+    assert result.outcome.value == "revoked"
+    state = read_state(secretsmanager, "crm-eu")
+    assert state.status is Status.REVOKED
+    assert state.access_token is None
+
+
+def test_stampede_across_refresher_instances_makes_one_zoho_call(secretsmanager, zoho, invoke) -> None:
+    """Several refresher instances (concurrency > 1, or the CLI) get the same invalid-token report."""
+    from lambda_refresh.refresh import Refresher
+    from lambda_refresh.store import SecretStore
+
+    seed_connection(secretsmanager, zoho, "crm-eu")
+    invoke()
+    stale = read_state(secretsmanager, "crm-eu")
+    assert stale.access_token is not None
+    digest = sha256_hex(stale.access_token)
+    settings = service.get_refresher().settings
+    instances = [Refresher(settings, SecretStore(boto3_client())) for _ in range(6)]
+    calls = refresh_calls(zoho)
+    barrier = threading.Barrier(len(instances))
+    outcomes: list[str] = []
+
+    def report(refresher: Refresher) -> None:
+        barrier.wait()
+        outcomes.append(refresher.refresh_connection("crm-eu", invalid_token_sha256=digest).outcome.value)
+
+    threads = [threading.Thread(target=report, args=(r,)) for r in instances]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert refresh_calls(zoho) == calls + 1
+    assert outcomes.count("refreshed") == 1
+    assert set(outcomes) <= {"refreshed", "skipped", "fresh"}
+    state = read_state(secretsmanager, "crm-eu")
+    assert api_accepts(zoho, state)
+    assert len(state.recent_mints) == 2  # the first refresh and the claimed forced one, nothing lost
+
+
+def boto3_client() -> Any:
+    import boto3
+
+    return boto3.client("secretsmanager")
+
+
+def test_a_probe_that_keeps_rejecting_does_not_refresh_every_tick(
+    secretsmanager, zoho, zoho_us, zoho_clock, invoke, capsys
+) -> None:
+    # Tokens come back with another DC's API domain, which rejects them: a misconfiguration.
+    zoho.settings.api_domain = zoho_us.url
+    seed_connection(secretsmanager, zoho, "crm-eu")
+    first = outcome(invoke(ZOHO_HEALTH_PROBES=PROBE))
+    assert first["outcome"] == "refreshed"
+    versions = access_token_versions(secretsmanager, "crm-eu")
+    calls = refresh_calls(zoho)
+
+    for _ in range(12):  # two hours of ticks
+        zoho_clock.advance(600)
+        invoke(ZOHO_HEALTH_PROBES=PROBE)
+
+    state = read_state(secretsmanager, "crm-eu")
+    assert state.status is Status.OK  # the token is what Zoho issued; the error tells a human
+    assert state.error is not None
+    assert state.error.code == "token_rejected_by_api"
+    assert refresh_calls(zoho) - calls <= 6  # hourly probe retries plus the normal cadence, not 12
+    assert access_token_versions(secretsmanager, "crm-eu") - versions <= 12
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any(m.get("HealthProbeFailed") == [1.0] for m in emf)

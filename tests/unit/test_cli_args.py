@@ -157,12 +157,6 @@ def test_missing_region_is_a_usage_error(
     assert "--region" in output
 
 
-def test_revoke_without_a_terminal_needs_yes(capsys: pytest.CaptureFixture[str]) -> None:
-    code, output = run(capsys, "revoke", "--connection", "crm-eu")
-    assert code == 2
-    assert "--yes" in output
-
-
 def test_status_and_audit_take_several_connections() -> None:
     from zoho_token.cli import build_parser
 

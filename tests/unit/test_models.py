@@ -506,8 +506,18 @@ def test_non_object_events(event: Any) -> None:
 
 @pytest.mark.parametrize("name", ["a" * 64, "CRM-EU", "-crm", "crm-\u00e9u", "", 5, ["crm-eu"]])
 def test_bad_connection_in_event(name: Any) -> None:
-    with pytest.raises(InvalidEventError, match="1-63 characters"):
+    with pytest.raises(InvalidEventError, match="1-63 of a-z") as info:
         RefreshRequest.from_event({"connection": name})
+    if isinstance(name, str) and name:
+        assert name not in str(info.value)  # described by its shape, never echoed
+
+
+def test_a_token_passed_as_connection_is_not_echoed() -> None:
+    token = "1000." + "ab" * 16 + "." + "cd" * 16
+    with pytest.raises(InvalidEventError) as info:
+        RefreshRequest.from_event({"connection": token})
+    assert token not in str(info.value)
+    assert "a string of 70 characters" in str(info.value)
 
 
 def test_invalid_event_error_is_a_value_error() -> None:

@@ -827,19 +827,30 @@ def test_disallowed_url_raises_before_any_request() -> None:
     assert server.seen == []
 
 
-def test_revoke_outage_is_transient_and_invalid_token_is_false() -> None:
+def test_revoke_reports_only_what_zoho_confirmed() -> None:
     with ScriptedServer(
         Reply(500, b"oops", {"Content-Type": "text/plain"}),
         Reply(400, b'{"status":"failure","error":"invalid_token"}'),
         Reply(400, b"Bad Request", {"Content-Type": "text/plain"}),
+        Reply(
+            200,
+            b'{"error":"Access Denied","error_description":"You have made too many requests continuously."}',
+        ),
+        Reply(200, b'{"status":"success"}'),
     ) as server:
         client = _client(server.url)
-        with pytest.raises(ZohoError) as info:
+        with pytest.raises(ZohoError) as outage:
             client.revoke_refresh_token(FAKE_REFRESH)
-        assert (info.value.error_class, info.value.code) == (ErrorClass.TRANSIENT, "zoho_unavailable")
-        assert client.revoke_refresh_token(FAKE_REFRESH) is False
-        assert client.revoke_refresh_token(FAKE_REFRESH) is False  # any HTTP 400: already invalid
-    assert len(server.seen) == 3  # revoke is never retried
+        assert (outage.value.error_class, outage.value.code) == (ErrorClass.TRANSIENT, "revoke_not_confirmed")
+        assert client.revoke_refresh_token(FAKE_REFRESH) is False  # Zoho: that token is not valid
+        with pytest.raises(ZohoError) as unclear:  # a 400 that does not say "invalid token" proves nothing
+            client.revoke_refresh_token(FAKE_REFRESH)
+        assert unclear.value.code == "revoke_not_confirmed"
+        with pytest.raises(ZohoError) as throttled:  # never mistaken for "already invalid"
+            client.revoke_refresh_token(FAKE_REFRESH)
+        assert throttled.value.error_class is ErrorClass.RATE_LIMITED
+        assert client.revoke_refresh_token(FAKE_REFRESH) is True
+    assert len(server.seen) == 5  # revoke is never retried
 
 
 def test_connection_refused_is_transient_connection_error() -> None:
