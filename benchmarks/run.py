@@ -63,6 +63,9 @@ def local_world(
         aws.reset()  # moto's backends are per process: start from nothing
         os.environ["AWS_ENDPOINT_URL"] = aws.url
         sm = boto3.client("secretsmanager")
+        # One simulated user and client for every connection: lift Zoho's 20-refresh-token cap first, or
+        # the 21st bootstrap would silently delete the first connection's refresh token.
+        sim.settings.refresh_token_cap = connections + 1
         names = [f"conn-{i:04d}" for i in range(connections)]
         client_id, client_secret = sim.register_client()
         accounts = ZohoAccountsClient(sim.url, allow_local=True)
@@ -83,7 +86,6 @@ def local_world(
             sm.put_secret_value(SecretId=f"zoho/{name}/credentials", SecretString=creds.to_secret_string())
         os.environ["ZOHO_CONNECTIONS"] = ",".join(names)
         sim.settings.latency_seconds = latency
-        sim.settings.refresh_token_cap = max(20, connections + 1)
         yield sim, sm
 
 
