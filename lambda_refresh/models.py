@@ -54,7 +54,10 @@ class InvalidEventError(ValueError):
 def validate_connection_name(name: object) -> str:
     """Return ``name`` if it is a valid connection name, else raise ``ValueError`` saying the rule."""
     if not isinstance(name, str) or not CONNECTION_NAME_PATTERN.fullmatch(name):
-        shown = repr(name)[:80] if isinstance(name, str) else type(name).__name__
+        # Described, never quoted: a confused caller may have pasted a token where the name belongs.
+        shown = (
+            f"(a string of {len(name)} characters)" if isinstance(name, str) else f"(a {type(name).__name__})"
+        )
         raise ValueError(
             f"invalid connection name {shown}: use 1-63 characters, lowercase letters, digits and '-', "
             "starting with a letter or digit (e.g. crm-eu)"
@@ -87,7 +90,10 @@ def parse_time(value: object, field_name: str) -> datetime:
         raise InvalidSecretError(f"field '{field_name}' is not an ISO-8601 time") from err
     if parsed.tzinfo is None:
         raise InvalidSecretError(f"field '{field_name}' must carry a time zone (use ...Z)")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 has no UTC equivalent
+        raise InvalidSecretError(f"field '{field_name}' is out of range") from None
 
 
 def _optional_time(data: dict[str, Any], key: str) -> datetime | None:

@@ -18,6 +18,7 @@ Rules (see the interface contract):
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -80,6 +81,10 @@ _DEFAULT_ERROR_CLASS: Final = {
 }
 
 
+#: What Secrets Manager allows in a name, for the prefix part.
+SECRET_PREFIX_PATTERN: Final = re.compile(r"[A-Za-z0-9/_+=.@-]{1,300}")
+
+
 class ConfigurationError(ValueError):
     """The function's environment is invalid; the message names the variable and the fix."""
 
@@ -134,8 +139,10 @@ class Settings:
             except ValueError as err:
                 raise ConfigurationError(f"ZOHO_CONNECTIONS: {err}") from None
         prefix = env.get("ZOHO_SECRET_PREFIX", "zoho/") or "zoho/"
-        if len(prefix) > 300 or any(c.isspace() for c in prefix):
-            raise ConfigurationError("ZOHO_SECRET_PREFIX must be a short secret-name prefix such as zoho/")
+        if not SECRET_PREFIX_PATTERN.fullmatch(prefix):
+            raise ConfigurationError(
+                "ZOHO_SECRET_PREFIX may use only letters, digits and /_+=.@- (up to 300 characters), e.g. zoho/"
+            )
         return cls(
             connections=names,
             prefix=prefix,
@@ -154,7 +161,7 @@ def _parse_probes(raw: str, names: tuple[str, ...]) -> dict[str, str]:
     example = '{"crm-eu": "/crm/v8/users?type=CurrentUser"}'
     try:
         probes = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ConfigurationError(f"ZOHO_HEALTH_PROBES must be a JSON object such as {example}") from None
     if not isinstance(probes, dict):
         raise ConfigurationError(f"ZOHO_HEALTH_PROBES must be a JSON object such as {example}")
@@ -681,6 +688,18 @@ class Refresher:
                 new_state = new_state.with_changes(
                     recent_mints=self._recent_mints(theirs, now) + (now,) * max(1, requests_sent)
                 )
+            except StoreError as err:
+                # Throttled, KMS denied, the secret deleted: the new token is lost, the stored one is
+                # untouched, and the next tick tries again. Reported as what it is, an AWS failure.
+                return ConnectionResult(
+                    attempt.name,
+                    Outcome.FAILED,
+                    expires_at=state.expires_at,
+                    error=ErrorInfo(err.aws_code, f"storing the new token failed: {err}", now),
+                    status=state.status,
+                    zoho_calls=attempt.zoho_calls,
+                    error_class="aws",
+                )
         else:
             return ConnectionResult(
                 attempt.name,
@@ -760,9 +779,15 @@ class Refresher:
             )
             try:
                 version = self.store.write_access_token(attempt.name, new_state, base=current)
+            except ConcurrentWriteError:
+                # Someone wrote after we read (a bootstrap with new credentials, a revoke, another run):
+                # what is stored now is the truth to report, not our answer to the old state.
+                return replace(
+                    self._unchanged(attempt.name, self.store.read_access_token(attempt.name).value, None),
+                    zoho_calls=attempt.zoho_calls,
+                )
             except StoreError:
-                # A concurrent writer won or AWS failed: the next tick re-evaluates from what is stored.
-                pass
+                pass  # AWS failed: the next tick re-evaluates from what is stored
             else:
                 self._audit(
                     AuditEvent(

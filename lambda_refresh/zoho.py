@@ -263,13 +263,11 @@ class TokenGrant:
 def _number(value: object) -> float | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, int | float | str):
             return float(value)
-        except ValueError:
-            return None
+    except (ValueError, OverflowError):  # OverflowError: an int beyond float range
+        return None
     return None
 
 

@@ -1,0 +1,1 @@
+"""Reliability and security suite: fault matrix, races, hostile input, soak (issue 7)."""
