@@ -475,9 +475,11 @@ class ZohoAccountsClient:
         attempts = max(1, self.policy.attempts) if retry else 1
         for attempt in range(1, attempts + 1):
             try:
+                # Expiry counts from when the request left: Zoho's clock started no later than that.
+                sent_at = self._clock()
                 response = self._post("/oauth/v2/token", form)
                 return parse_token_response(
-                    response.status_code, response.text, grant=grant, now=self._clock(), dc_hint=self.dc
+                    response.status_code, response.text, grant=grant, now=sent_at, dc_hint=self.dc
                 )
             except ZohoError as err:
                 if err.error_class is not ErrorClass.TRANSIENT or attempt == attempts:
