@@ -37,16 +37,6 @@ os.environ.update(
 )
 
 
-class _Context:
-    function_name = "zoho-token-refresher-bench"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:zoho-token-refresher-bench"
-    aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
-
-
 @contextlib.contextmanager
 def local_world(
     connections: int, *, latency: float = 0.0, clock: Callable[[], float] | None = None
@@ -91,9 +81,12 @@ def local_world(
 
 def invoke_handler(event: dict[str, Any]) -> dict[str, Any]:
     from lambda_refresh.handler import lambda_handler
+    from zoho_token.local import LocalLambdaContext
 
     with contextlib.redirect_stdout(io.StringIO()):
-        result: dict[str, Any] = lambda_handler(event, _Context())
+        result: dict[str, Any] = lambda_handler(
+            event, LocalLambdaContext("zoho-token-refresher-bench", 900_000)
+        )
     return result
 
 

@@ -304,10 +304,11 @@ class Demo:
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         from lambda_refresh.handler import lambda_handler
+        from zoho_token.local import LocalLambdaContext
 
         captured = io.StringIO()
         with contextlib.redirect_stdout(captured):
-            response: dict[str, Any] = lambda_handler(event, _Context())
+            response: dict[str, Any] = lambda_handler(event, LocalLambdaContext(FUNCTION_NAME, 60_000))
         for line in captured.getvalue().splitlines():
             if '"_aws"' in line:
                 self.emf.append(json.loads(line))
@@ -610,16 +611,6 @@ _ALARM_SHORT: Final = {
     "HealthProbeFailed": "probe",
 }
 _STATISTICS: Final[dict[str, Callable[[list[float]], float]]] = {"Sum": sum, "Maximum": max, "Minimum": min}
-
-
-class _Context:
-    function_name = FUNCTION_NAME
-    memory_limit_in_mb = 256
-    invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION_NAME}"
-    aws_request_id = "demo"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 class LocalLambda:

@@ -65,6 +65,22 @@ class MotoServer:
         self.stop()
 
 
+class LocalLambdaContext:
+    """The Lambda context attributes Powertools reads, for running the real handler in process (the
+    demo, the benchmarks and the tests), with a fixed time budget."""
+
+    memory_limit_in_mb = 256
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+
+    def __init__(self, function_name: str = "zoho-token-refresher", remaining_ms: int = 300_000) -> None:
+        self.function_name = function_name
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        self._remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self._remaining_ms
+
+
 def create_deployed_secrets(
     sm: Any, name: str, dc: str, *, prefix: str = "zoho/", kms_key_id: str | None = None
 ) -> None:

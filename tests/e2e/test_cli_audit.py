@@ -27,20 +27,11 @@ from tests import leakguard
 from tests.e2e.harness import Cli, validate
 from tests.e2e.schemas import AUDIT_SCHEMA
 from tests.support import seed_connection
+from zoho_token.local import LocalLambdaContext
 from zoho_token.simulator import Fault
 
 LOG_GROUP = "/aws/lambda/zoho-token-refresher"
 MINUTE = 60
-
-
-class FakeContext:
-    function_name = "zoho-token-refresher"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:zoho-token-refresher"
-    aws_request_id = "11111111-2222-3333-4444-555555555555"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
 
 
 class LambdaLogs:
@@ -63,7 +54,7 @@ class LambdaLogs:
 
     def invoke(self) -> None:
         start = self.stream.tell()
-        lambda_handler({}, FakeContext())
+        lambda_handler({}, LocalLambdaContext())
         self.stream.seek(start)
         lines = [line for line in self.stream.read().splitlines() if line.strip()]
         timestamp = int(self.clock() * 1000)

@@ -25,20 +25,8 @@ from tests.support import (
     read_state,
     seed_connection,
 )
+from zoho_token.local import LocalLambdaContext
 from zoho_token.simulator import Fault
-
-
-class FakeContext:
-    """The attributes Powertools reads from a Lambda context; the time budget is real."""
-
-    function_name = "zoho-token-refresher"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:zoho-token-refresher"
-    aws_request_id = "00000000-0000-0000-0000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
-
 
 Invoke = Callable[..., dict[str, Any]]
 
@@ -56,7 +44,7 @@ def invoke(aws, zoho_clock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         service.reset(clock=lambda: datetime.fromtimestamp(zoho_clock(), UTC))
-        response: dict[str, Any] = lambda_handler(event if event is not None else {}, FakeContext())
+        response: dict[str, Any] = lambda_handler(event if event is not None else {}, LocalLambdaContext())
         json.dumps(response)  # the answer must be JSON-serialisable as Lambda returns it
         return response
 

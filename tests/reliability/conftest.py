@@ -19,22 +19,11 @@ from lambda_refresh.handler import lambda_handler
 from lambda_refresh.models import AccessTokenState, Credentials
 from lambda_refresh.refresh import Refresher
 from tests import leakguard
+from zoho_token.local import LocalLambdaContext
 
 CONN = "crm-eu"
 TOKEN_SECRET = f"zoho/{CONN}/access-token"
 CREDENTIALS_SECRET = f"zoho/{CONN}/credentials"
-
-
-class FakeContext:
-    """The attributes Powertools reads from a Lambda context."""
-
-    function_name = "zoho-token-refresher"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:zoho-token-refresher"
-    aws_request_id = "11111111-2222-3333-4444-555555555555"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
 
 
 class LambdaHarness:
@@ -58,7 +47,7 @@ class LambdaHarness:
         service.reset(clock=self.now)
 
     def __call__(self, event: Any = None) -> dict[str, Any]:
-        response: dict[str, Any] = lambda_handler({} if event is None else event, FakeContext())
+        response: dict[str, Any] = lambda_handler({} if event is None else event, LocalLambdaContext())
         json.dumps(response)  # Lambda returns it as JSON
         return response
 
