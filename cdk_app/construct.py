@@ -818,10 +818,7 @@ class ZohoTokenSync(Construct):
         the local demo evaluates the same rules on the metrics it sees.
         """
         tick = self.props.schedule_interval
-        threshold = rule.threshold
-        if rule.metric == telemetry.MIN_SECONDS_UNTIL_EXPIRY:
-            # "At most one tick left" scales with the schedule (the rule is written for 10 minutes).
-            threshold = rule.threshold * self._tick / telemetry.TICK_SECONDS
+        threshold = rule.threshold_for(self._tick)
         # Where missing data is breaching, the period is one tick plus a minute: every window then holds
         # at least one run's datapoint despite scheduling jitter, so only a refresher that stops
         # reporting (not running, crashing, no connection bootstrapped yet) leaves a window empty.

@@ -41,13 +41,20 @@ class AlarmRule:
     evaluation_periods: int
     missing_data_breaching: bool
     why: str
+    #: The threshold is written for a 10-minute tick and scales with the schedule (e.g. "one tick left").
+    scales_with_tick: bool = False
 
-    def breaches(self, value: float | None) -> bool:
+    def threshold_for(self, tick_seconds: float) -> float:
+        """The threshold for a schedule of ``tick_seconds``."""
+        return self.threshold * tick_seconds / TICK_SECONDS if self.scales_with_tick else self.threshold
+
+    def breaches(self, value: float | None, tick_seconds: float = TICK_SECONDS) -> bool:
         if value is None:
             return self.missing_data_breaching
+        threshold = self.threshold_for(tick_seconds)
         if self.comparison == "GreaterThanOrEqualToThreshold":
-            return value >= self.threshold
-        return value <= self.threshold
+            return value >= threshold
+        return value <= threshold
 
 
 ALARM_RULES: Final = (
@@ -84,6 +91,7 @@ ALARM_RULES: Final = (
         True,
         "after a run some token has at most one tick left: the next tick is its last chance; no data "
         "means the refresher is not running, which is as bad",
+        scales_with_tick=True,
     ),
     AlarmRule(
         "HealthProbeFailed",
