@@ -70,8 +70,10 @@ SCHEDULE_TOLERANCE: Final = timedelta(seconds=30)
 #: A new token is always probed; a fresh one again once it is this old (once per lifetime, about).
 PROBE_AGE: Final = timedelta(minutes=30)
 PROBE_REJECTED: Final = "token_rejected_by_api"
-#: Connections are not started when less than this is left of the invocation.
-DEADLINE_RESERVE_SECONDS: Final = 15.0
+#: Connections are not started when less than this is left of the invocation: one connection's worst
+#: case is two token attempts (2 x 13 s timeouts plus back-off) and a few Secrets Manager calls, and a
+#: token minted but not stored before the timeout would be lost.
+DEADLINE_RESERVE_SECONDS: Final = 35.0
 
 
 #: Failures recorded without a Zoho answer (AWS or data problems), by the status they lead to.
