@@ -591,20 +591,22 @@ class ZohoTokenSync(Construct):
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadCredentials",
-                actions=["secretsmanager:GetSecretValue"],
+                # DescribeSecret (metadata only): a parked connection watches for a new bootstrap by
+                # the credentials' version id, without reading the value every tick.
+                actions=["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
                 resources=credentials_arns,
             )
         )
         role.add_to_policy(
             iam.PolicyStatement(
-                sid="ReadWriteAccessTokens",
+                sid="ReadWriteTokens",
                 actions=["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
                 resources=token_arns,
             )
         )
         role.add_to_policy(
             iam.PolicyStatement(
-                sid="UseKeyThroughSecretsManager",
+                sid="UseKeyViaSecretsManager",
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resources=[self.key.key_arn],
                 conditions={"StringEquals": {"kms:ViaService": _secretsmanager_endpoint()}},

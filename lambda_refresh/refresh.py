@@ -70,6 +70,7 @@ SCHEDULE_TOLERANCE: Final = timedelta(seconds=30)
 #: A new token is always probed; a fresh one again once it is this old (once per lifetime, about).
 PROBE_AGE: Final = timedelta(minutes=30)
 PROBE_REJECTED: Final = "token_rejected_by_api"
+NOT_BOOTSTRAPPED: Final = "not_bootstrapped"
 #: Connections are not started when less than this is left of the invocation: one connection's worst
 #: case is two token attempts (2 x 13 s timeouts plus back-off) and a few Secrets Manager calls, and a
 #: token minted but not stored before the timeout would be lost.
@@ -369,6 +370,9 @@ class Refresher:
         parked = state.status in (Status.REVOKED, Status.MISCONFIGURED)
         if not parked and not self._is_due(state, now, attempt.force):
             return self._unchanged(name, state, Outcome.FRESH)
+        if self._waiting_for_new_credentials(name, state):
+            # Nothing changed since the last look: no value read, nothing sent to Zoho.
+            return self._unchanged(name, state, None)
 
         try:
             credentials = self.store.read_credentials(name)
@@ -378,15 +382,16 @@ class Refresher:
                     attempt,
                     current,
                     Status.PENDING,
-                    "not_bootstrapped",
+                    NOT_BOOTSTRAPPED,
                     f"waiting for the operator: run 'zoho-token bootstrap --connection {name}'",
                     outcome=Outcome.PENDING,
+                    credentials_version=self._credentials_version(name),
                 )
             return self._record_failure(
                 attempt,
                 current,
                 Status.MISCONFIGURED,
-                "not_bootstrapped",
+                NOT_BOOTSTRAPPED,
                 f"credentials secret {self.store.credentials_name(name)} holds a placeholder; run "
                 f"'zoho-token bootstrap --connection {name} --replace'",
             )
@@ -400,6 +405,7 @@ class Refresher:
                 "invalid_credentials",
                 f"credentials secret {self.store.credentials_name(name)}: {err}; run 'zoho-token bootstrap "
                 f"--connection {name} --replace'",
+                credentials_version=self._credentials_version(name),
             )
         except StoreError as err:
             return self._record_failure(attempt, current, Status.FAILING, "aws_error", str(err))
@@ -516,6 +522,24 @@ class Refresher:
         return verdict
 
     # -- decisions ----------------------------------------------------------------------------------------
+
+    def _waiting_for_new_credentials(self, name: str, state: AccessTokenState) -> bool:
+        """Parked (revoked/misconfigured) or waiting for the first bootstrap, and the credentials secret
+        still has the version that state was recorded from."""
+        waiting = state.status in (Status.REVOKED, Status.MISCONFIGURED) or (
+            state.status is Status.PENDING
+            and state.error is not None
+            and state.error.code == NOT_BOOTSTRAPPED
+        )
+        if not waiting or state.credentials_version is None:
+            return False
+        return self._credentials_version(name) == state.credentials_version
+
+    def _credentials_version(self, name: str) -> str | None:
+        try:
+            return self.store.current_version(self.store.credentials_name(name))
+        except StoreError:
+            return None  # unknown: the caller falls back to reading the secret
 
     def _is_due(self, state: AccessTokenState, now: datetime, forced: bool) -> bool:
         if forced or state.status in (Status.PENDING, Status.FAILING):

@@ -118,6 +118,24 @@ class SecretStore:
             )
         return secret_string, response["VersionId"]
 
+    def current_version(self, secret_name: str) -> str | None:
+        """The AWSCURRENT version id, from metadata only (DescribeSecret): no secret value is read."""
+        try:
+            response = self._client.describe_secret(SecretId=secret_name)
+        except ClientError as err:
+            code = _aws_code(err)
+            raise StoreError(
+                f"describing secret {secret_name} failed with {code}", secret_name=secret_name, aws_code=code
+            ) from None
+        except BotoCoreError as err:
+            raise StoreError(
+                f"describing secret {secret_name} failed ({type(err).__name__})",
+                secret_name=secret_name,
+                aws_code=type(err).__name__,
+            ) from None
+        stages = response.get("VersionIdsToStages", {})
+        return next((version for version, labels in stages.items() if "AWSCURRENT" in labels), None)
+
     def read_credentials(self, connection: str) -> Versioned[Credentials]:
         """The credentials secret, parsed. Raises ``InvalidSecretError`` for a malformed value."""
         secret_string, version_id = self.read_raw(self.credentials_name(connection))

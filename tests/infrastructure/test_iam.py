@@ -57,7 +57,10 @@ def test_refresher_policy_is_exactly_its_connections_secrets_key_logs_xray_and_f
     log_group = logical_id_by_path(t, "AWS::Logs::LogGroup", "TokenSyncLogGroup")
     queue = logical_id_by_path(t, "AWS::SQS::Queue", "FailedRunsQueue")
     expected = {
-        allow(["secretsmanager:GetSecretValue"], [ref(i) for i in secret_ids(t, "credentials")]),
+        allow(
+            ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+            [ref(i) for i in secret_ids(t, "credentials")],
+        ),
         allow(
             ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
             [ref(i) for i in secret_ids(t, "access-token")],

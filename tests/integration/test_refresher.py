@@ -16,7 +16,7 @@ import pytest
 
 from lambda_refresh import service
 from lambda_refresh.handler import lambda_handler
-from lambda_refresh.models import Credentials, Status, sha256_hex
+from lambda_refresh.models import Credentials, RefreshRequest, Status, sha256_hex
 from tests import leakguard
 from tests.support import (
     access_token_versions,
@@ -661,3 +661,34 @@ def test_a_probe_that_keeps_rejecting_does_not_refresh_every_tick(
     assert access_token_versions(secretsmanager, "crm-eu") - versions <= 12
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert any(m.get("HealthProbeFailed") == [1.0] for m in emf)
+
+
+def test_parked_and_unbootstrapped_connections_read_no_credentials_value(
+    secretsmanager, zoho, zoho_clock, invoke
+) -> None:
+    seeded = seed_connection(secretsmanager, zoho, "crm-eu")
+    create_deployed_secrets(secretsmanager, "waiting", "eu")
+    invoke(names="crm-eu,waiting")
+    zoho.revoke(seeded.refresh_token)
+    zoho_clock.advance(3000)
+    invoke(names="crm-eu,waiting")  # crm-eu learns it is revoked; "waiting" is still a placeholder
+    refresher = service.get_refresher()
+    reads: list[str] = []
+
+    def count(params: dict[str, Any], **_kwargs: Any) -> None:
+        reads.append(params["SecretId"])
+
+    refresher.store._client.meta.events.register(
+        "provide-client-params.secrets-manager.GetSecretValue", count
+    )
+    outcomes = [[r.outcome.value for r in refresher.run(RefreshRequest())] for _ in range(3)]
+
+    assert outcomes == [["revoked", "pending"]] * 3
+    assert not [r for r in reads if r.endswith("/credentials")]  # metadata only, until a new version
+    calls = refresh_calls(zoho)
+
+    # A bootstrap (here: new credentials for the placeholder) is noticed at the next tick.
+    waiting = seed_connection(secretsmanager, zoho, "waiting", deployed=False)
+    assert waiting.credentials_version
+    assert [r.outcome.value for r in refresher.run(RefreshRequest())] == ["revoked", "refreshed"]
+    assert refresh_calls(zoho) == calls + 1
