@@ -217,6 +217,8 @@ class _Attempt:
     zoho_calls: int = 0
     #: The first token request is already counted in the stored budget (see ``Refresher._claim``).
     claimed: bool = False
+    #: The access-token state as last read or written, so the health check need not read it again.
+    state: AccessTokenState | None = None
 
     def uncounted(self, requests_sent: int) -> int:
         """Token requests still to add to the stored budget."""
@@ -324,7 +326,7 @@ class Refresher:
         try:
             result = self._refresh(attempt, invalid_token_sha256)
             if name in self.settings.health_probes and result.outcome in (Outcome.FRESH, Outcome.REFRESHED):
-                result = self._check_health(name, result)
+                result = self._check_health(attempt, result)
             return result
         except Exception as err:  # noqa: BLE001 - one connection must never stop the others
             # Only the type: an unexpected exception's text could quote data we must not log.
@@ -360,7 +362,7 @@ class Refresher:
         except StoreError as err:
             return ConnectionResult(name, Outcome.FAILED, error=ErrorInfo(err.aws_code, str(err), now))
 
-        state = current.value
+        state = attempt.state = current.value
         if invalid_token_sha256 is not None and (
             state.access_token is None or sha256_hex(state.access_token) != invalid_token_sha256
         ):
@@ -467,12 +469,13 @@ class Refresher:
 
     # -- token health probe -------------------------------------------------------------------------------
 
-    def _check_health(self, name: str, result: ConnectionResult) -> ConnectionResult:
+    def _check_health(self, attempt: _Attempt, result: ConnectionResult) -> ConnectionResult:
         """Probe a new token, and a fresh one once it is half an hour old (from the stored
         ``refreshed_at``, so cold starts cannot multiply probes). A rejected fresh token is replaced at
         once (budget permitting); a rejected new token is flagged, with the probe metric."""
+        name = attempt.name
         now = self._clock()
-        state = self.store.read_access_token(name).value
+        state = attempt.state or self.store.read_access_token(name).value
         if result.outcome is Outcome.FRESH:
             already_flagged = state.error is not None and state.error.code == PROBE_REJECTED
             young = state.refreshed_at is not None and now - state.refreshed_at < PROBE_AGE
@@ -482,11 +485,12 @@ class Refresher:
                 return result
         verdict = self._probe(name, state)
         if verdict is ProbeResult.REJECTED and result.outcome is Outcome.FRESH:
-            retried = self._refresh(_Attempt(name, force=True), None)
+            retry = _Attempt(name, force=True)
+            retried = self._refresh(retry, None)
             if retried.outcome is not Outcome.REFRESHED:
                 return replace(retried, probe=verdict.value)
             result = retried
-            state = self.store.read_access_token(name).value
+            state = retry.state or self.store.read_access_token(name).value
             verdict = self._probe(name, state)
         if verdict is ProbeResult.REJECTED:
             # The token is what Zoho just issued, so it stays (status ok: the schedule keeps its normal
@@ -737,6 +741,7 @@ class Refresher:
                 status=state.status,
                 zoho_calls=attempt.zoho_calls,
             )
+        attempt.state = new_state
         self._audit(
             AuditEvent(
                 event="token_refreshed",
