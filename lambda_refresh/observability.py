@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
@@ -24,6 +25,7 @@ from lambda_refresh.telemetry import (
     DEFAULT_NAMESPACE,
     DEFAULT_SERVICE,
     HEALTH_PROBE_FAILED,
+    INVALID_EVENTS,
     MIN_SECONDS_UNTIL_EXPIRY,
     REFRESH_FAILED,
     REFRESH_FAILURES_BY_CLASS,
@@ -58,9 +60,25 @@ def _unknown_connection(result: ConnectionResult) -> bool:
     return result.error is not None and result.error.code == "unknown_connection"
 
 
+#: One invocation's metrics are added and flushed under this lock. Lambda never runs two invocations in
+#: one process, but the demo, the CLI's tests and the race tests do, and Powertools' metric set is shared.
+_flush_lock = threading.Lock()
+
+
+def emit_invalid_event() -> None:
+    with _flush_lock:
+        metrics.add_metric(name=INVALID_EVENTS, unit=MetricUnit.Count, value=1)
+        metrics.flush_metrics()
+
+
 def emit_run_metrics(results: Iterable[ConnectionResult], now: datetime) -> None:
     """Fleet-wide figures (for alarms) and seconds-until-expiry per connection (for the dashboard)."""
-    results = list(results)
+    with _flush_lock:
+        _add_run_metrics(list(results), now)
+        metrics.flush_metrics()
+
+
+def _add_run_metrics(results: list[ConnectionResult], now: datetime) -> None:
     count = metrics.add_metric
     count(name=CONNECTIONS_CHECKED, unit=MetricUnit.Count, value=len(results))
     count(

@@ -13,13 +13,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from lambda_refresh.models import InvalidEventError, Outcome, RefreshRequest
-from lambda_refresh.observability import audit, emit_run_metrics, logger, metrics
+from lambda_refresh.observability import audit, emit_invalid_event, emit_run_metrics, logger
 from lambda_refresh.refresh import Refresher, Settings
 from lambda_refresh.store import SecretStore
-from lambda_refresh.telemetry import INVALID_EVENTS
 
 _lock = threading.Lock()
 _refresher: Refresher | None = None
@@ -73,7 +70,7 @@ def process_event(event: Any, context: Any) -> dict[str, Any]:
     except InvalidEventError as err:
         # The event is logged by its shape only: a consumer may have put anything in it.
         logger.warning("rejected event", extra={"reason": str(err)})
-        metrics.add_metric(name=INVALID_EVENTS, unit=MetricUnit.Count, value=1)
+        emit_invalid_event()
         return {"results": [], "error": {"code": "invalid_event", "message": str(err)}}
     refresher = get_refresher()
 
