@@ -15,6 +15,8 @@ Example::
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
@@ -64,6 +66,36 @@ def _aws_code(err: ClientError) -> str:
     return str(err.response.get("Error", {}).get("Code", "Unknown"))
 
 
+@contextmanager
+def _aws_errors(secret_name: str, doing: str, *, base_version_id: str | None = None) -> Iterator[None]:
+    """Translate botocore's exceptions into :class:`StoreError` kinds; their text never holds a value."""
+    try:
+        yield
+    except ClientError as err:
+        code = _aws_code(err)
+        if code == "ResourceNotFoundException":
+            raise SecretMissingError(
+                f"secret {secret_name} does not exist (deploy the stack or run zoho-token bootstrap)",
+                secret_name=secret_name,
+                aws_code=code,
+            ) from None
+        if code == "ResourceExistsException":  # PutSecretValue with a ClientRequestToken already used
+            raise ConcurrentWriteError(
+                f"secret {secret_name} was changed by another writer since version {base_version_id}",
+                secret_name=secret_name,
+                aws_code=code,
+            ) from None
+        raise StoreError(
+            f"{doing} secret {secret_name} failed with {code}", secret_name=secret_name, aws_code=code
+        ) from None
+    except BotoCoreError as err:
+        raise StoreError(
+            f"{doing} secret {secret_name} failed ({type(err).__name__})",
+            secret_name=secret_name,
+            aws_code=type(err).__name__,
+        ) from None
+
+
 def cas_token(secret_name: str, base_version_id: str) -> str:
     """The ClientRequestToken for a write based on ``base_version_id`` of ``secret_name``."""
     return str(uuid.uuid5(_CAS_NAMESPACE, f"{secret_name}\n{base_version_id}"))
@@ -90,25 +122,8 @@ class SecretStore:
 
     def read_raw(self, secret_name: str, *, version_stage: str = "AWSCURRENT") -> tuple[str, str]:
         """``(secret_string, version_id)`` of a secret's version; raises a :class:`StoreError`."""
-        try:
+        with _aws_errors(secret_name, "reading"):
             response = self._client.get_secret_value(SecretId=secret_name, VersionStage=version_stage)
-        except ClientError as err:
-            code = _aws_code(err)
-            if code == "ResourceNotFoundException":
-                raise SecretMissingError(
-                    f"secret {secret_name} does not exist (deploy the stack or run zoho-token bootstrap)",
-                    secret_name=secret_name,
-                    aws_code=code,
-                ) from None
-            raise StoreError(
-                f"reading secret {secret_name} failed with {code}", secret_name=secret_name, aws_code=code
-            ) from None
-        except BotoCoreError as err:
-            raise StoreError(
-                f"reading secret {secret_name} failed ({type(err).__name__})",
-                secret_name=secret_name,
-                aws_code=type(err).__name__,
-            ) from None
         secret_string = response.get("SecretString")
         if secret_string is None:
             raise SecretMissingError(
@@ -120,19 +135,8 @@ class SecretStore:
 
     def current_version(self, secret_name: str) -> str | None:
         """The AWSCURRENT version id, from metadata only (DescribeSecret): no secret value is read."""
-        try:
+        with _aws_errors(secret_name, "describing"):
             response = self._client.describe_secret(SecretId=secret_name)
-        except ClientError as err:
-            code = _aws_code(err)
-            raise StoreError(
-                f"describing secret {secret_name} failed with {code}", secret_name=secret_name, aws_code=code
-            ) from None
-        except BotoCoreError as err:
-            raise StoreError(
-                f"describing secret {secret_name} failed ({type(err).__name__})",
-                secret_name=secret_name,
-                aws_code=type(err).__name__,
-            ) from None
         stages = response.get("VersionIdsToStages", {})
         return next((version for version, labels in stages.items() if "AWSCURRENT" in labels), None)
 
@@ -152,29 +156,8 @@ class SecretStore:
         kwargs: dict[str, Any] = {"SecretId": secret_name, "SecretString": secret_string}
         if base_version_id is not None:
             kwargs["ClientRequestToken"] = cas_token(secret_name, base_version_id)
-        try:
+        with _aws_errors(secret_name, "writing", base_version_id=base_version_id):
             response = self._client.put_secret_value(**kwargs)
-        except ClientError as err:
-            code = _aws_code(err)
-            if code == "ResourceExistsException":
-                raise ConcurrentWriteError(
-                    f"secret {secret_name} was changed by another writer since version {base_version_id}",
-                    secret_name=secret_name,
-                    aws_code=code,
-                ) from None
-            if code == "ResourceNotFoundException":
-                raise SecretMissingError(
-                    f"secret {secret_name} does not exist", secret_name=secret_name, aws_code=code
-                ) from None
-            raise StoreError(
-                f"writing secret {secret_name} failed with {code}", secret_name=secret_name, aws_code=code
-            ) from None
-        except BotoCoreError as err:
-            raise StoreError(
-                f"writing secret {secret_name} failed ({type(err).__name__})",
-                secret_name=secret_name,
-                aws_code=type(err).__name__,
-            ) from None
         return response["VersionId"]
 
     def write_access_token(
