@@ -396,6 +396,7 @@ class Refresher:
                 NOT_BOOTSTRAPPED,
                 f"credentials secret {self.store.credentials_name(name)} holds a placeholder; run "
                 f"'zoho-token bootstrap --connection {name} --replace'",
+                credentials_version=self._credentials_version(name),
             )
         except SecretMissingError as err:
             return self._record_failure(attempt, current, Status.MISCONFIGURED, "secret_missing", str(err))
