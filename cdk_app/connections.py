@@ -1,7 +1,7 @@
 """Connections as the CDK app and construct see them: a name, a Zoho data center, an optional probe.
 
-Kept free of aws-cdk-lib (and of ``lambda_refresh``, which imports ``requests``) so configuration errors
-are reported before the jsii runtime starts. ``tests/infrastructure/test_config.py`` checks that
+Kept free of aws-cdk-lib (and of ``lambda_refresh`` modules that import ``requests``; ``models`` is
+standard library only) so configuration errors are reported before the jsii runtime starts. ``tests/infrastructure/test_config.py`` checks that
 :data:`DATA_CENTER_CODES` matches ``lambda_refresh.zoho.DATA_CENTERS``.
 """
 
@@ -12,10 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from lambda_refresh.models import CONNECTION_NAME_PATTERN
+
 #: Zoho data-center codes the refresher knows (``lambda_refresh.zoho.DATA_CENTERS``).
 DATA_CENTER_CODES: Final = ("us", "eu", "in", "au", "jp", "cn", "ca", "sa", "uk", "ae")
-#: The contract's connection-name rule; it keeps secret names, metric dimensions and env values simple.
-CONNECTION_NAME: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+#: The contract's connection-name rule (one definition, shared with the refresher); it keeps secret
+#: names, metric dimensions and env values simple.
+CONNECTION_NAME: Final = CONNECTION_NAME_PATTERN
 MAX_CONNECTION_NAME_LENGTH: Final = 63
 #: A Zoho API path used as the health probe: one leading '/', printable ASCII, no spaces, bounded (the
 #: refresher appends it to the api_domain Zoho returned; '//' would make it a different host).
